@@ -1,0 +1,160 @@
+/* Tao-C: framing codecs.
+ *
+ * A codec turns a byte stream into frames and back. It is pure: no I/O, no
+ * allocation, no state between calls. The engine keeps the bytes of a frame
+ * that has not fully arrived and calls decode again when more come, so a
+ * decoder only ever looks at one contiguous buffer.
+ *
+ * Three codecs ship with Tao-C:
+ *   - TLV, byte-compatible with Go Tao: int32 LE type, uint32 LE length,
+ *     payload. The default.
+ *   - length-field: a length prefix at any offset, 1/2/4/8 bytes, either byte
+ *     order, with adjustment and stripping, for device protocols.
+ *   - line: frames end with a delimiter (default "\n").
+ * A custom codec fills a tao_codec_t with its own two functions. */
+#ifndef TAO_CODEC_H
+#define TAO_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Go Tao's limit: 8 MiB of payload. */
+#define TAO_TLV_MAX_PAYLOAD_DEFAULT (8u * 1024u * 1024u)
+#define TAO_TLV_HEADER_LEN 8
+/* Go Tao's heartbeat: type 0 with an 8-byte little-endian int64 payload. */
+#define TAO_MSG_HEARTBEAT 0
+#define TAO_HEARTBEAT_LEN 8
+
+/* A decoded frame: a view into the buffer given to decode, valid as long as
+ * that buffer is. */
+typedef struct tao_frame {
+    int32_t type;
+    const uint8_t *payload;
+    size_t len;
+} tao_frame_t;
+
+/* What encode produces for one frame: bytes that go before the payload and
+ * bytes that go after it, so a sender can gather pre + payload + post without
+ * copying the payload. */
+#define TAO_FRAME_PRE_MAX 24
+#define TAO_FRAME_POST_MAX 8
+typedef struct tao_frame_hdr {
+    uint8_t pre[TAO_FRAME_PRE_MAX];
+    uint8_t post[TAO_FRAME_POST_MAX];
+    uint8_t pre_len;
+    uint8_t post_len;
+} tao_frame_hdr_t;
+
+typedef struct tao_codec tao_codec_t;
+
+/* Look at buf[0..len). Returns the number of bytes the first frame occupies
+ * (> 0) and fills *out; 0 when the frame is not complete yet; -EMSGSIZE when
+ * the frame announces more than the codec's maximum (known as soon as its
+ * header is there); -EBADMSG for bytes that can never become a valid frame. */
+typedef ssize_t (*tao_decode_fn)(const tao_codec_t *codec, const uint8_t *buf, size_t len,
+                                 tao_frame_t *out);
+
+/* Fill *hdr for a frame of the given type and payload length. Returns 0, or
+ * -EMSGSIZE when len exceeds the codec's maximum, -ENOTSUP when the codec
+ * cannot encode with its current settings, or -ERANGE when len cannot be
+ * expressed in the frame's header (length-field codec, see below). */
+typedef int (*tao_encode_fn)(const tao_codec_t *codec, int32_t type, size_t len,
+                             tao_frame_hdr_t *hdr);
+
+typedef enum tao_byte_order {
+    TAO_BIG_ENDIAN = 0, /* network order, the usual one on the wire */
+    TAO_LITTLE_ENDIAN = 1,
+} tao_byte_order_t;
+
+/* Length-field framing, after the classic "length field based frame decoder":
+ * a frame is length_offset bytes, the length field (length_size bytes, holding
+ * L, unsigned), then L + length_adjust more bytes. The first strip bytes of
+ * the frame are removed and the rest is the payload. Every frame decodes as
+ * message type `type`.
+ *
+ * Decode returns -EMSGSIZE as soon as the length field shows a frame larger
+ * than max_frame, and -EBADMSG when L + length_adjust is negative or the frame
+ * is shorter than strip.
+ *
+ * Encode works only when strip == length_offset + length_size, i.e. when the
+ * payload is exactly what follows the length field (-ENOTSUP otherwise, and
+ * also when length_offset + length_size > TAO_FRAME_PRE_MAX). It writes
+ * length_offset zero bytes, then L = len - length_adjust in the configured
+ * byte order. It returns -EMSGSIZE when the frame would exceed max_frame or L
+ * does not fit in length_size bytes, and -ERANGE when L would be negative
+ * (len < length_adjust). */
+typedef struct tao_lenfield_opts {
+    size_t length_offset;
+    size_t length_size; /* 1, 2, 4 or 8 */
+    tao_byte_order_t order;
+    int64_t length_adjust; /* added to L to get the bytes that follow the field */
+    size_t strip;          /* bytes removed from the front of each frame */
+    size_t max_frame;      /* whole frame, header included; 0 = 8 MiB;
+                              values above SSIZE_MAX count as SSIZE_MAX */
+    int32_t type;          /* message type given to every frame */
+} tao_lenfield_opts_t;
+
+/* Line framing: a frame is every byte up to the first delimiter; the
+ * delimiter is not part of the payload, and an empty line is a frame with an
+ * empty payload. Decode returns -EMSGSIZE as soon as max_line + delimiter
+ * bytes have arrived without a delimiter (or the first delimiter starts after
+ * max_line). Encode puts the delimiter in hdr->post; it cannot see the
+ * payload, so a payload holding the delimiter arrives as several lines. */
+typedef struct tao_line_opts {
+    const char *delimiter; /* NULL = "\n"; 1 to TAO_FRAME_POST_MAX bytes */
+    size_t max_line;       /* payload bytes; 0 = 64 KiB */
+    int32_t type;          /* message type given to every frame */
+} tao_line_opts_t;
+
+struct tao_codec {
+    tao_decode_fn decode;
+    tao_encode_fn encode;
+    size_t max_payload; /* largest payload decode accepts and encode writes */
+    union {
+        struct {
+            size_t length_offset, length_size, strip, max_frame;
+            int64_t length_adjust;
+            tao_byte_order_t order;
+            int32_t type;
+        } lenfield;
+        struct {
+            uint8_t delim[TAO_FRAME_POST_MAX];
+            size_t delim_len;
+            int32_t type;
+        } line;
+        void *user; /* for custom codecs */
+    } u;
+};
+
+/* TLV with max_payload bytes at most (0 = TAO_TLV_MAX_PAYLOAD_DEFAULT;
+ * larger than the uint32 length field can hold counts as UINT32_MAX). Exactly
+ * max_payload is accepted; decode returns -EMSGSIZE for a larger length as
+ * soon as the 8-byte header is there. Negative types are legal. */
+TAO_API void tao_codec_tlv(tao_codec_t *codec, size_t max_payload);
+
+/* Return 0, or -EINVAL (codec left untouched) for settings that cannot
+ * describe a frame: for length-field, opts NULL, length_size not 1/2/4/8, an
+ * unknown order, length_offset + length_size > max_frame or strip >
+ * max_frame; for line, a delimiter of 0 or more than TAO_FRAME_POST_MAX
+ * bytes. opts == NULL gives the line defaults. */
+TAO_API int tao_codec_lenfield(tao_codec_t *codec, const tao_lenfield_opts_t *opts);
+TAO_API int tao_codec_line(tao_codec_t *codec, const tao_line_opts_t *opts);
+
+/* Encode a Go Tao heartbeat payload (8 bytes, LE int64) into out. */
+TAO_API void tao_heartbeat_encode(int64_t timestamp, uint8_t out[TAO_HEARTBEAT_LEN]);
+/* Returns 0 and the timestamp, or -EBADMSG when len is not 8 (or payload is
+ * NULL). */
+TAO_API int tao_heartbeat_decode(const void *payload, size_t len, int64_t *timestamp);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
