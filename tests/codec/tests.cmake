@@ -1,3 +1,4 @@
 # The pure codec layer and the message registry: no sockets, no ring.
 tao_test(codec/test_tlv SOURCES util/t_codec.c LABELS unit codec)
 tao_test(codec/test_lenfield SOURCES util/t_codec.c LABELS unit codec)
+tao_test(codec/test_line SOURCES util/t_codec.c LABELS unit codec)
