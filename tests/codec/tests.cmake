@@ -2,3 +2,4 @@
 tao_test(codec/test_tlv SOURCES util/t_codec.c LABELS unit codec)
 tao_test(codec/test_lenfield SOURCES util/t_codec.c LABELS unit codec)
 tao_test(codec/test_line SOURCES util/t_codec.c LABELS unit codec)
+tao_test(codec/test_registry LABELS unit codec)
