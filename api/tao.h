@@ -1,0 +1,11 @@
+/* Tao-C: the umbrella header. Include this and link libtao. */
+#ifndef TAO_H
+#define TAO_H
+
+#include "tao/common.h"
+#include "tao/codec.h"
+#include "tao/message.h"
+#include "tao/conn.h"
+#include "tao/server.h"
+
+#endif

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what building, testing and benchmarking Tao-C needs on Debian 12.
+# Idempotent and non-interactive: packages already present are not touched.
+set -euo pipefail
+
+pkgs=(build-essential gcc g++ clang cmake make pkg-config git ca-certificates
+      liburing-dev libwolfssl-dev libjemalloc-dev libcmocka-dev
+      libclang-rt-14-dev openssl gnuplot-nox python3)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+else
+    sudo=
+fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,60 @@
+/* Shared test helpers. */
+#include "util/t_util.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void t_require_io_uring(void)
+{
+    struct io_uring ring;
+    int rc = io_uring_queue_init(4, &ring, 0);
+    if (rc == 0) {
+        io_uring_queue_exit(&ring);
+        return;
+    }
+    fprintf(stderr, "SKIP: io_uring unavailable (%s): %s\n", strerror(-rc),
+            rc == -EPERM ? "blocked by seccomp or kernel.io_uring_disabled; allow it "
+                           "(sysctl kernel.io_uring_disabled=0, or a seccomp profile that "
+                           "permits io_uring_setup)"
+                         : "kernel built without io_uring");
+    exit(77);
+}
+
+uint64_t t_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+long t_read_file(const char *path, uint8_t **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            uint8_t *n = realloc(buf, cap);
+            if (!n) {
+                free(buf);
+                fclose(f);
+                return -ENOMEM;
+            }
+            buf = n;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    *out = buf;
+    return (long)len;
+}
