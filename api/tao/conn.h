@@ -1,0 +1,68 @@
+/* Tao-C: a connection.
+ *
+ * A tao_conn_t is created by Tao-C when a connection is accepted and stays
+ * valid until its on_close callback returns; after that the pointer must not
+ * be used (keep tao_conn_id() instead). Every function here must be called
+ * from the thread that runs the connection's callbacks (its I/O loop when
+ * handlers run inline), unless it says otherwise. */
+#ifndef TAO_CONN_H
+#define TAO_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common.h"
+#include "message.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tao_server tao_server_t;
+
+/* Frees a payload given to tao_conn_send_owned once Tao-C is done with it. */
+typedef void (*tao_payload_free_fn)(void *payload, void *user);
+
+/* Unique within its server for the server's whole life; never 0. */
+TAO_API uint64_t tao_conn_id(const tao_conn_t *conn);
+
+TAO_API tao_server_t *tao_conn_server(const tao_conn_t *conn);
+
+/* Copy the peer's (or local) address into *addr. Returns 0 or -errno. */
+TAO_API int tao_conn_peer(const tao_conn_t *conn, struct sockaddr_storage *addr, socklen_t *len);
+TAO_API int tao_conn_local(const tao_conn_t *conn, struct sockaddr_storage *addr, socklen_t *len);
+
+/* Per-connection user pointer; NULL until set. */
+TAO_API void *tao_conn_data(const tao_conn_t *conn);
+TAO_API void tao_conn_set_data(tao_conn_t *conn, void *data);
+
+/* Queue one message: the codec's header, then len bytes copied from payload.
+ * Returns 0; -EAGAIN when the connection's output queue is at or above its
+ * high watermark (nothing is queued: wait for on_writable); -EMSGSIZE when
+ * len is above the codec's maximum; -ESHUTDOWN when the connection is
+ * closing; -ENOMEM. Messages reach the peer in the order they were sent. */
+TAO_API int tao_conn_send(tao_conn_t *conn, int32_t type, const void *payload, size_t len);
+
+/* As tao_conn_send, without copying: Tao-C takes payload and calls
+ * free_fn(payload, user) once it has been written (or the connection is
+ * gone). On failure nothing is taken and free_fn is not called. */
+TAO_API int tao_conn_send_owned(tao_conn_t *conn, int32_t type, void *payload, size_t len,
+                                tao_payload_free_fn free_fn, void *user);
+
+/* Graceful close: stop reading, write every queued message, then send FIN.
+ * on_close follows once the socket is closed. Safe from any callback of
+ * this connection; calling it again (or after abort) does nothing. */
+TAO_API void tao_conn_close(tao_conn_t *conn);
+
+/* Abort: drop queued output and reset the connection (RST). on_close
+ * follows. Safe from any callback of this connection. */
+TAO_API void tao_conn_abort(tao_conn_t *conn);
+
+/* Bytes queued for output and not yet written to the socket. */
+TAO_API size_t tao_conn_queued(const tao_conn_t *conn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

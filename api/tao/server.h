@@ -1,0 +1,138 @@
+/* Tao-C: a server.
+ *
+ * A server runs N I/O loops, each a thread with its own io_uring, listening
+ * socket (SO_REUSEPORT), buffer ring and timing wheel. Register handlers,
+ * start it, and it accepts, receives, decodes, dispatches, encodes and sends.
+ *
+ *     tao_server_config_t cfg = {.listen = "127.0.0.1:12345"};
+ *     tao_server_t *srv;
+ *     tao_server_create(&cfg, &srv);
+ *     tao_server_handle(srv, 1, on_echo, NULL, NULL);
+ *     tao_server_run(srv);          // until tao_server_stop()
+ *     tao_server_destroy(srv);
+ */
+#ifndef TAO_SERVER_H
+#define TAO_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "common.h"
+#include "conn.h"
+#include "message.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* workers: run handlers on the I/O loop itself (no thread hop; handlers
+ * must not block). */
+#define TAO_WORKERS_INLINE (-1)
+
+/* Called once a connection is accepted, before any of its messages are
+ * handled. Return 0 to keep it, or a negative value to refuse it (it is
+ * closed at once; on_close still follows). */
+typedef int (*tao_connect_cb)(tao_conn_t *conn);
+/* Called exactly once per accepted connection, when it is closed; the last
+ * callback for conn. */
+typedef void (*tao_close_cb)(tao_conn_t *conn);
+/* Something went wrong: err is a negative errno (-EMSGSIZE: oversized frame,
+ * -EBADMSG: malformed, -ETIMEDOUT, -EMFILE: accept backing off, ...) and what
+ * says where. conn is NULL for server-level errors. */
+typedef void (*tao_error_cb)(tao_server_t *srv, tao_conn_t *conn, int err, const char *what);
+/* The output queue fell below the low watermark after a send returned
+ * -EAGAIN: sending works again. */
+typedef void (*tao_writable_cb)(tao_conn_t *conn);
+
+/* Zero means default for every field. Callbacks run on the connection's I/O
+ * loop thread. */
+typedef struct tao_server_config {
+    const char *listen;       /* "HOST:PORT", "[v6]:PORT"; NULL = "127.0.0.1:12345";
+                                 port 0 picks a free port (see tao_server_port) */
+    unsigned loops;           /* I/O loops; 0 = online CPUs */
+    int workers;              /* 0 or TAO_WORKERS_INLINE: handlers run inline */
+    const tao_codec_t *codec; /* copied; NULL = TLV with max_frame */
+    size_t max_frame;         /* TLV max payload; 0 = 8 MiB */
+    unsigned max_conns;       /* across all loops; 0 = 10,000 */
+    size_t out_high;          /* output queue high watermark; 0 = 4 MiB */
+    size_t out_low;           /* low watermark; 0 = out_high / 4 */
+    unsigned buf_count;       /* receive buffers per loop, power of two; 0 = 512 */
+    unsigned buf_size;        /* bytes per receive buffer; 0 = 16 KiB */
+    unsigned backlog;         /* listen backlog; 0 = 4096 */
+    bool no_pin;              /* do not pin loops to CPUs (they are pinned
+                                 when there is one loop per CPU) */
+    tao_connect_cb on_connect;
+    tao_handler_cb on_message; /* frames of types registered with a NULL handler */
+    tao_close_cb on_close;
+    tao_error_cb on_error;
+    tao_writable_cb on_writable;
+    void *user;
+} tao_server_config_t;
+
+/* Counters summed over every loop when read. */
+typedef struct tao_stats {
+    uint64_t conns_open;     /* connections alive now */
+    uint64_t conns_accepted; /* accepted and kept */
+    uint64_t conns_refused;  /* over max_conns, or refused by on_connect */
+    uint64_t conns_closed;
+    uint64_t frames_in, frames_out;
+    uint64_t bytes_in, bytes_out;
+    uint64_t unknown_types; /* frames with no route, skipped */
+    uint64_t decode_errors; /* oversized or malformed frames */
+    uint64_t unmarshal_errors;
+    uint64_t send_rejected;   /* sends refused with -EAGAIN */
+    uint64_t accept_backoffs; /* EMFILE/ENFILE pauses */
+    uint64_t enobufs;         /* receive re-arms after the buffer ring ran dry */
+    uint64_t queued_bytes;    /* output bytes queued now */
+} tao_stats_t;
+
+/* Returns 0 and a server, or -EINVAL for a bad config (an unparsable listen
+ * address, a bad codec), -ENOMEM. Nothing runs until start. */
+TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out);
+
+/* Route messages of type to handler (see tao/message.h). Only before start.
+ * Returns 0, -EEXIST, -EBUSY (already started), -ENOMEM. */
+TAO_API int tao_server_handle(tao_server_t *srv, int32_t type, tao_handler_cb handler,
+                              tao_unmarshal_fn unmarshal, tao_value_free_fn free_value);
+
+/* Bind, listen and start the loops; returns at once. Returns 0, or -errno:
+ * -EADDRINUSE, -EPERM / -ENOSYS when io_uring is blocked or missing (a log
+ * line says which and how to allow it), -EBUSY when already started. */
+TAO_API int tao_server_start(tao_server_t *srv);
+
+/* Start if needed, then block until the server has stopped and every loop
+ * thread has been joined. Returns 0 or the error of start. */
+TAO_API int tao_server_run(tao_server_t *srv);
+
+/* Ask the server to stop: stop accepting, close every connection gracefully
+ * (queued replies are written), run every on_close, and end the loops.
+ * Connections still open after deadline_ms (0 = 5000) are aborted. Returns
+ * at once; tao_server_run (or tao_server_wait) returns when all is done.
+ * Safe from any thread, from a callback, and from a signal handler. */
+TAO_API void tao_server_stop(tao_server_t *srv, unsigned deadline_ms);
+
+/* Block until a started server has stopped (after tao_server_stop). Not from
+ * a loop thread. Returns 0. */
+TAO_API int tao_server_wait(tao_server_t *srv);
+
+/* Stop (if running), wait, and free everything. Not from a loop thread. */
+TAO_API void tao_server_destroy(tao_server_t *srv);
+
+/* The bound port (useful with port 0), or -ENOTCONN before start. */
+TAO_API int tao_server_port(const tao_server_t *srv);
+
+/* The config's user pointer. */
+TAO_API void *tao_server_data(const tao_server_t *srv);
+
+/* Connections alive now, in O(1). Any thread. */
+TAO_API size_t tao_server_conn_count(const tao_server_t *srv);
+
+/* Fill *st with the sum of every loop's counters. Any thread. */
+TAO_API void tao_server_stats(const tao_server_t *srv, tao_stats_t *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,17 @@
+# The library's sources, in reading order (see ARCHITECTURE.md).
+set(TAO_SOURCES
+    engine/common.c
+    codec/tlv.c
+    codec/lenfield.c
+    codec/line.c
+    codec/registry.c
+    engine/timerwheel.c
+)
+list(APPEND TAO_SOURCES
+    engine/addr.c
+    engine/loop.c
+    engine/listener.c
+    engine/conn.c
+    engine/outq.c
+    engine/server.c
+)

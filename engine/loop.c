@@ -1,0 +1,366 @@
+/* An I/O loop: one thread, one io_uring, one buffer ring, one timing wheel.
+ *
+ * The loop waits for completions, hands each to the handler of its op kind,
+ * then does the work that batching pays for: one gathered send per dirty
+ * connection, re-arming receives that ran out of buffers, firing due timers,
+ * and arming a single io_uring timeout for the next due one. */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/compat.h"
+#include "engine/engine.h"
+
+uint64_t tao__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* An SQE, submitting first when the queue is full: callers never see NULL. */
+struct io_uring_sqe *tao__sqe(tao__loop_t *loop)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+    while (!sqe) {
+        io_uring_submit(&loop->ring);
+        sqe = io_uring_get_sqe(&loop->ring);
+    }
+    return sqe;
+}
+
+void tao__sqe_op(struct io_uring_sqe *sqe, tao__op_t *op)
+{
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | ((uint64_t)op->gen << 48));
+}
+
+/* ---- ring setup --------------------------------------------------------- */
+
+static const char *uring_hint(int err)
+{
+    if (err == -EPERM)
+        return "io_uring is blocked (a seccomp profile such as Docker's default, or "
+               "sysctl kernel.io_uring_disabled=2): allow io_uring_setup in the seccomp "
+               "profile or set kernel.io_uring_disabled=0";
+    if (err == -ENOSYS)
+        return "the kernel was built without io_uring (CONFIG_IO_URING): use a kernel "
+               "that has it";
+    return "io_uring_queue_init failed";
+}
+
+/* Ask for the cheapest task-running mode first and step down where the
+ * kernel refuses a flag, so older kernels still work. */
+static int ring_setup(tao__loop_t *loop, unsigned entries)
+{
+    static const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = tries[i] | IORING_SETUP_SUBMIT_ALL;
+        p.cq_entries = entries * 4;
+        p.flags |= IORING_SETUP_CQSIZE;
+        rc = io_uring_queue_init_params(entries, &loop->ring, &p);
+        if (rc == 0)
+            break;
+        if (rc != -EINVAL)
+            break;
+    }
+    if (rc < 0) {
+        tao__log(TAO_LOG_ERROR, "loop %u: %s (%s)", loop->idx, uring_hint(rc), strerror(-rc));
+        return rc;
+    }
+    /* Saves a file-table lookup on every io_uring_enter. */
+    io_uring_register_ring_fd(&loop->ring);
+    return 0;
+}
+
+static int bufs_setup(tao__loop_t *loop)
+{
+    int err = 0;
+    size_t total = (size_t)loop->buf_count * loop->buf_size;
+
+    loop->bufs = aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
+    if (!loop->bufs)
+        return -ENOMEM;
+    loop->br = tao__buf_ring_setup(&loop->ring, loop->buf_count, 0, &loop->br_len, &err);
+    if (!loop->br)
+        return err;
+    for (unsigned i = 0; i < loop->buf_count; i++)
+        io_uring_buf_ring_add(loop->br, loop->bufs + (size_t)i * loop->buf_size, loop->buf_size,
+                              (unsigned short)i, io_uring_buf_ring_mask(loop->buf_count), (int)i);
+    io_uring_buf_ring_advance(loop->br, (int)loop->buf_count);
+    return 0;
+}
+
+void tao__buf_recycle(tao__loop_t *loop, unsigned bid)
+{
+    io_uring_buf_ring_add(loop->br, loop->bufs + (size_t)bid * loop->buf_size, loop->buf_size,
+                          (unsigned short)bid, io_uring_buf_ring_mask(loop->buf_count), 0);
+    io_uring_buf_ring_advance(loop->br, 1);
+}
+
+int tao__loop_init(tao__loop_t *loop, tao_server_t *srv, unsigned idx)
+{
+    memset(loop, 0, sizeof *loop);
+    loop->srv = srv;
+    loop->idx = idx;
+    loop->listen_fd = -1;
+    loop->conns.next = loop->conns.prev = &loop->conns;
+    loop->buf_count = srv->cfg.buf_count;
+    loop->buf_size = srv->cfg.buf_size;
+    loop->accept_op.kind = OP_ACCEPT;
+    loop->wake_op.kind = OP_WAKE;
+    loop->timeout_op.kind = OP_TIMEOUT;
+    loop->next_gen = 1;
+    loop->wake_fd = eventfd(0, EFD_CLOEXEC);
+    if (loop->wake_fd < 0)
+        return -errno;
+    return tao__listener_open(srv, &loop->listen_fd);
+}
+
+void tao__loop_deinit(tao__loop_t *loop)
+{
+    if (loop->listen_fd >= 0)
+        close(loop->listen_fd);
+    if (loop->wake_fd >= 0)
+        close(loop->wake_fd);
+    loop->listen_fd = loop->wake_fd = -1;
+    while (loop->free_ctx) {
+        tao__sendctx_t *n = loop->free_ctx->next_free;
+        free(loop->free_ctx);
+        loop->free_ctx = n;
+    }
+}
+
+/* ---- wake-ups and timers -------------------------------------------------- */
+
+void tao__loop_wake(tao__loop_t *loop)
+{
+    uint64_t one = 1;
+    /* write(2) is async-signal-safe, so this works from a signal handler. */
+    ssize_t rc = write(loop->wake_fd, &one, sizeof one);
+    (void)rc;
+}
+
+static void wake_arm(tao__loop_t *loop)
+{
+    struct io_uring_sqe *sqe = tao__sqe(loop);
+    io_uring_prep_read(sqe, loop->wake_fd, &loop->wake_val, sizeof loop->wake_val, 0);
+    tao__sqe_op(sqe, &loop->wake_op);
+}
+
+static void begin_stop(tao__loop_t *loop);
+
+static void wake_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
+{
+    if (atomic_load(&loop->srv->stop_requested) && !loop->stopping)
+        begin_stop(loop);
+    wake_arm(loop);
+}
+
+static void timeout_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
+{
+    /* -ETIME: it fired. Anything else means it was updated or removed;
+     * either way the wheel is looked at again after this batch. */
+    if (cqe->res == -ETIME || cqe->res == 0 || cqe->res == -ECANCELED)
+        loop->timeout_armed = false;
+}
+
+/* One io_uring timeout, armed for the wheel's next due time; moved earlier
+ * when a sooner timer appears, left alone (a harmless early wake) when the
+ * sooner timer is cancelled. */
+static void timer_arm(tao__loop_t *loop)
+{
+    int64_t next = tao__wheel_next(&loop->wheel);
+    if (next < 0)
+        return;
+    uint64_t at = loop->wheel.now + (uint64_t)next;
+    if (loop->timeout_armed && loop->timeout_at <= at)
+        return;
+
+    /* The kernel reads the timespec when the SQE is submitted, which is at
+     * the loop's next io_uring_enter: keep it in the loop until then. */
+    struct __kernel_timespec *ts = &loop->timeout_ts;
+    ts->tv_sec = (long long)(at / 1000);
+    ts->tv_nsec = (long long)(at % 1000) * 1000000;
+    struct io_uring_sqe *sqe = tao__sqe(loop);
+    if (loop->timeout_armed) {
+        io_uring_prep_timeout_update(sqe, ts, (uint64_t)(uintptr_t)&loop->timeout_op,
+                                     IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, 0);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    } else {
+        io_uring_prep_timeout(sqe, ts, 0, IORING_TIMEOUT_ABS);
+        tao__sqe_op(sqe, &loop->timeout_op);
+    }
+    loop->timeout_armed = true;
+    loop->timeout_at = at;
+}
+
+/* ---- stopping ------------------------------------------------------------ */
+
+static void deadline_fire(tao__timer_t *t, uint64_t now)
+{
+    tao__loop_t *loop = container_of(t, tao__loop_t, stop_deadline);
+    size_t n = 0;
+    for (tao_conn_t *c = loop->conns.next, *next; c != &loop->conns; c = next) {
+        next = c->next;
+        tao_conn_abort(c);
+        n++;
+    }
+    if (n)
+        tao__log(TAO_LOG_WARN, "loop %u: stop deadline passed, aborted %zu connection(s)",
+                 loop->idx, n);
+}
+
+static void begin_stop(tao__loop_t *loop)
+{
+    unsigned ms = atomic_load(&loop->srv->stop_deadline_ms);
+    loop->stopping = true;
+    tao__listener_close(loop);
+    for (tao_conn_t *c = loop->conns.next, *next; c != &loop->conns; c = next) {
+        next = c->next;
+        tao_conn_close(c);
+    }
+    tao__timer_init(&loop->stop_deadline, deadline_fire);
+    tao__wheel_add(&loop->wheel, &loop->stop_deadline, loop->now + ms, 0);
+}
+
+/* ---- the loop -------------------------------------------------------------- */
+
+typedef void (*complete_fn)(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);
+
+static const complete_fn on_complete[OP_KINDS] = {
+    [OP_ACCEPT] = tao__accept_complete, [OP_RECV] = tao__recv_complete,
+    [OP_SEND] = tao__send_complete,     [OP_CLOSE] = tao__close_complete,
+    [OP_TIMEOUT] = timeout_complete,    [OP_WAKE] = wake_complete,
+};
+
+static void dispatch(tao__loop_t *loop, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    if (ud == 0)
+        return; /* a fire-and-forget SQE (cancel, shutdown, timeout update) */
+    tao__op_t *op = (tao__op_t *)(uintptr_t)(ud & TAO__UD_PTR_MASK);
+    if (op->gen != (uint16_t)(ud >> 48))
+        return; /* stale: its owner is gone and the memory reused */
+    on_complete[op->kind](loop, op, cqe);
+}
+
+/* Work deferred to the end of a batch, so that many replies leave in one
+ * send and many refills cost one re-arm. */
+static void after_batch(tao__loop_t *loop)
+{
+    loop->now = tao__now_ms();
+    tao__wheel_advance(&loop->wheel, loop->now);
+
+    while (loop->nobufs) {
+        tao_conn_t *c = loop->nobufs;
+        loop->nobufs = c->dirty_next;
+        c->dirty_next = NULL;
+        c->flags &= ~(uint32_t)C_NOBUFS;
+        if (c->flags & C_DEAD) {
+            if (!(c->flags & C_DIRTY))
+                tao__conn_free(c);
+        } else {
+            tao__conn_progress(c);
+        }
+    }
+    while (loop->dirty) {
+        tao_conn_t *c = loop->dirty;
+        loop->dirty = c->dirty_next;
+        c->dirty_next = NULL;
+        c->flags &= ~(uint32_t)C_DIRTY;
+        if (c->flags & C_DEAD) {
+            if (!(c->flags & C_NOBUFS))
+                tao__conn_free(c);
+        } else {
+            tao__conn_flush(c);
+        }
+    }
+    if (!loop->stopping && atomic_load(&loop->srv->stop_requested))
+        begin_stop(loop);
+    timer_arm(loop);
+}
+
+static void pin(tao__loop_t *loop)
+{
+    tao_server_t *srv = loop->srv;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (srv->cfg.no_pin || cpus <= 0 || srv->nloops != (unsigned)cpus)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(loop->idx, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static void report_ready(tao__loop_t *loop, int rc)
+{
+    tao_server_t *srv = loop->srv;
+    pthread_mutex_lock(&srv->lock);
+    loop->setup_err = rc;
+    loop->ring_ready = true;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void teardown(tao__loop_t *loop)
+{
+    if (loop->br) {
+        io_uring_unregister_buf_ring(&loop->ring, 0);
+        munmap(loop->br, loop->br_len);
+        loop->br = NULL;
+    }
+    io_uring_queue_exit(&loop->ring);
+    free(loop->bufs);
+    loop->bufs = NULL;
+}
+
+void *tao__loop_main(void *arg)
+{
+    tao__loop_t *loop = arg;
+
+    pin(loop);
+    /* Created on this thread: SINGLE_ISSUER and DEFER_TASKRUN tie the ring
+     * to the thread that submits. */
+    int rc = ring_setup(loop, 1024);
+    if (rc == 0 && (rc = bufs_setup(loop)) < 0) {
+        tao__log(TAO_LOG_ERROR, "loop %u: buffer ring setup failed: %s", loop->idx, strerror(-rc));
+        teardown(loop);
+    }
+    report_ready(loop, rc);
+    if (rc < 0)
+        return NULL;
+
+    loop->now = tao__now_ms();
+    tao__wheel_init(&loop->wheel, loop->now);
+    wake_arm(loop);
+    tao__accept_arm(loop);
+    after_batch(loop);
+
+    while (!(loop->stopping && loop->nconns == 0 && !loop->accept_armed)) {
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_submit_and_wait(&loop->ring, 1);
+        io_uring_for_each_cqe(&loop->ring, head, cqe)
+        {
+            dispatch(loop, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&loop->ring, n);
+        after_batch(loop);
+    }
+    teardown(loop);
+    return NULL;
+}
