@@ -1,0 +1,1 @@
+tao_test(engine/test_timerwheel LABELS unit engine)
