@@ -1,0 +1,53 @@
+/* Test helpers for talking to a Tao-C server over 127.0.0.1 with plain
+ * blocking sockets, and for running a server inside the test process. */
+#ifndef TAO_TESTS_T_NET_H
+#define TAO_TESTS_T_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tao.h>
+
+/* Connect to 127.0.0.1:port (TCP_NODELAY on); asserts on failure. */
+int t_connect(int port);
+
+/* Write everything or fail the test. */
+void t_write_all(int fd, const void *buf, size_t len);
+
+/* Read exactly len bytes within timeout_ms. Returns 0, -ETIMEDOUT, or
+ * -EPIPE when the peer closed first (EOF or reset). */
+int t_read_exact(int fd, void *buf, size_t len, int timeout_ms);
+
+/* Encode one TLV frame into out (8 + len bytes). Returns its size. */
+size_t t_tlv(uint8_t *out, int32_t type, const void *payload, size_t len);
+
+/* Send one TLV frame. */
+void t_send_frame(int fd, int32_t type, const void *payload, size_t len);
+
+/* Read one TLV frame; *payload is malloc'd (free it). Returns 0 or as
+ * t_read_exact. */
+int t_read_frame(int fd, int32_t *type, uint8_t **payload, size_t *len, int timeout_ms);
+
+/* Wait until the peer closes: returns 1 for a FIN (read gives 0), 2 for an
+ * RST (ECONNRESET), 0 on timeout. Data that arrives first is discarded and
+ * its size added to *discarded when not NULL. */
+int t_wait_closed(int fd, int timeout_ms, size_t *discarded);
+
+/* Poll cond every millisecond for up to timeout_ms; true when it held. */
+#define T_WAIT(cond, timeout_ms)                                                                   \
+    ({                                                                                             \
+        uint64_t t_end_ = t_now_ms() + (timeout_ms);                                               \
+        while (!(cond) && t_now_ms() < t_end_)                                                     \
+            usleep(1000);                                                                          \
+        (cond);                                                                                    \
+    })
+
+/* Create (not start) a server on 127.0.0.1 port 0 (loops default 2),
+ * asserting success. */
+tao_server_t *t_server_create(tao_server_config_t *cfg);
+
+/* Fill buf with bytes derived from seed (reproducible). */
+void t_fill(uint8_t *buf, size_t len, uint32_t seed);
+
+#endif
