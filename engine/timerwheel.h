@@ -36,12 +36,16 @@ typedef struct tao__timer_list {
 } tao__timer_list_t;
 
 typedef struct tao__wheel {
-    uint64_t now;   /* time of the last advance (or init) */
-    size_t count;   /* armed timers */
+    uint64_t now;          /* time of the last advance (or init) */
+    uint64_t cursor;       /* the wheel's position: timers are filed relative to it */
+    uint64_t overflow_min; /* earliest due in the overflow list (may be stale-low) */
+    bool advancing;        /* inside tao__wheel_advance */
+    size_t count;          /* armed timers */
     uint64_t occupied[TAO__WHEEL_LEVELS]; /* bit s set: slot s of that level non-empty */
     tao__timer_list_t slots[TAO__WHEEL_LEVELS][TAO__WHEEL_SLOTS];
     tao__timer_list_t overflow;
-    tao__timer_list_t firing; /* timers being fired by the current advance */
+    tao__timer_list_t firing;   /* timers being fired by the current advance */
+    tao__timer_list_t deferred; /* added during an advance, due at or before the cursor */
 } tao__wheel_t;
 
 void tao__wheel_init(tao__wheel_t *w, uint64_t now);
