@@ -3,6 +3,11 @@
  * Decode is stateless, so it rescans from the start of the buffer on every
  * call; the scan is bounded by max_line + delimiter bytes, which is also the
  * point at which a line without a delimiter is known to be too long. */
+/* memmem is a GNU extension; the build defines this too, but the file should
+ * not depend on it. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
