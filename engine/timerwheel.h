@@ -5,7 +5,22 @@
  * never allocate. Add and cancel are O(1); advance fires every timer whose due
  * time is <= now, in due order (FIFO among timers due in the same
  * millisecond), never early, and skips empty stretches quickly, so a jump of
- * hours costs little. One thread owns a wheel; it is not thread-safe. */
+ * hours costs little. One thread owns a wheel; it is not thread-safe.
+ *
+ * Rules worth knowing:
+ *   - A due already in the past when added counts as due at the wheel's
+ *     current time: it fires at the next advance, after the timers already
+ *     due then.
+ *   - A repeating timer fires at most once per advance. It is re-armed before
+ *     its callback runs (so t->due already holds the next due there) at
+ *     due + period, or, when a late advance has already passed that, at the
+ *     first due + k * period after now: missed periods are skipped, not
+ *     replayed, and the phase is kept.
+ *   - While advance runs, a callback may add or cancel any timer. A timer it
+ *     adds (or re-adds) with a due later than the millisecond being fired but
+ *     <= now fires in this same advance, in order; one due at or before the
+ *     millisecond being fired waits for the next advance (tao__wheel_next
+ *     then returns 0). So no callback can make advance loop forever. */
 #ifndef TAO_ENGINE_TIMERWHEEL_H
 #define TAO_ENGINE_TIMERWHEEL_H
 
@@ -19,9 +34,11 @@
 
 typedef struct tao__timer tao__timer_t;
 
-/* Runs when t is due. now is the time advance was called with. The callback
- * may add or cancel any timer of the same wheel, t included (re-adding t
- * reschedules it; for a repeating timer, cancelling t stops it). */
+/* Runs when t is due, on the thread calling advance. now is the time advance
+ * was called with. The callback may add or cancel any timer of the same
+ * wheel, t included (re-adding t reschedules it; for a repeating timer,
+ * cancelling t stops it), and may free t once it is not armed. It must not
+ * call tao__wheel_advance. */
 typedef void (*tao__timer_fn)(tao__timer_t *t, uint64_t now);
 
 struct tao__timer {
@@ -32,7 +49,7 @@ struct tao__timer {
 };
 
 typedef struct tao__timer_list {
-    tao__timer_t head; /* sentinel */
+    tao__timer_t head; /* sentinel; its due names the wheel slot, if any */
 } tao__timer_list_t;
 
 typedef struct tao__wheel {
@@ -67,7 +84,8 @@ static inline bool tao__timer_armed(const tao__timer_t *t)
 }
 
 /* Fire every timer due at or before now. Returns how many callbacks ran.
- * now below the wheel's current time is treated as the current time. */
+ * now below the wheel's current time is treated as the current time. Called
+ * from inside a callback, it does nothing and returns 0. */
 size_t tao__wheel_advance(tao__wheel_t *w, uint64_t now);
 
 /* Milliseconds from the wheel's current time until it next needs advancing:
