@@ -1,0 +1,274 @@
+/* Fuzz invariants for the codecs.
+ *
+ * For every position in the stream the check decodes from an exact-size heap
+ * copy, so AddressSanitizer sees any read past the bytes the decoder was
+ * given, and compares the result with a model written independently of the
+ * codec (128-bit arithmetic for the length field, a naive scan for lines).
+ * A complete frame must also decode identically from exactly its own bytes,
+ * a strict prefix of it must ask for more, and encode must reproduce its
+ * header. */
+#include "fuzz/fuzz_checks.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tao/codec.h"
+
+static char why[256];
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            snprintf(why, sizeof(why), __VA_ARGS__);                                               \
+            return why;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* The model's verdict on buf[0..len): a frame size, 0, or -errno, and where
+ * the payload sits in the frame. */
+typedef struct verdict {
+    long long rc;
+    size_t skip;
+    size_t len;
+    int32_t type;
+} verdict_t;
+
+typedef verdict_t (*model_fn)(const tao_codec_t *c, const uint8_t *buf, size_t len);
+typedef const char *(*reencode_fn)(const tao_codec_t *c, const uint8_t *frame,
+                                   const tao_frame_t *f);
+
+/* decode on a heap copy of exactly len bytes; the payload pointer is mapped
+ * back into buf. */
+static ssize_t decode_exact(const tao_codec_t *c, const uint8_t *buf, size_t len, tao_frame_t *f)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        abort();
+    if (len)
+        memcpy(copy, buf, len);
+    *f = (tao_frame_t){0};
+    ssize_t rc = c->decode(c, copy, len, f);
+    if (f->payload)
+        f->payload = buf + (f->payload - copy);
+    free(copy);
+    return rc;
+}
+
+static const char *check_one(const tao_codec_t *c, model_fn model, const uint8_t *buf, size_t len,
+                             tao_frame_t *f, ssize_t *rc)
+{
+    verdict_t want = model(c, buf, len);
+    *rc = decode_exact(c, buf, len, f);
+    CHECK(*rc == want.rc, "decode of %zu bytes: %zd, model says %lld", len, *rc, want.rc);
+    if (*rc <= 0)
+        return NULL;
+    CHECK((size_t)*rc <= len, "consumed %zd of %zu", *rc, len);
+    CHECK(f->payload >= buf && f->len <= (size_t)*rc &&
+              (size_t)(f->payload - buf) <= (size_t)*rc - f->len,
+          "payload outside the frame");
+    CHECK(f->len <= c->max_payload, "payload %zu > max %zu", f->len, c->max_payload);
+    CHECK((size_t)(f->payload - buf) == want.skip && f->len == want.len && f->type == want.type,
+          "frame (%zu, %zu, %d), model (%zu, %zu, %d)", (size_t)(f->payload - buf), f->len, f->type,
+          want.skip, want.len, want.type);
+    return NULL;
+}
+
+/* Decode data as a stream under one codec. */
+static const char *walk(const tao_codec_t *c, model_fn model, reencode_fn reencode,
+                        const uint8_t *data, size_t size)
+{
+    size_t at = 0;
+    for (;;) {
+        tao_frame_t f, g;
+        ssize_t rc, rc2;
+        const char *err = check_one(c, model, data + at, size - at, &f, &rc);
+        if (err || rc <= 0)
+            return err;
+        err = check_one(c, model, data + at, (size_t)rc, &g, &rc2);
+        if (err)
+            return err;
+        CHECK(rc2 == rc && g.payload == f.payload && g.len == f.len,
+              "frame changes when decoded from its own bytes");
+        CHECK(decode_exact(c, data + at, (size_t)rc - 1, &g) == 0,
+              "a strict prefix of a %zd-byte frame does not ask for more", rc);
+        err = reencode(c, data + at, &f);
+        if (err)
+            return err;
+        at += (size_t)rc;
+    }
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- TLV ---------------------------------------------------------------- */
+
+static verdict_t tlv_model(const tao_codec_t *c, const uint8_t *buf, size_t len)
+{
+    verdict_t v = {0};
+    if (len < 8)
+        return v;
+    unsigned long long n = le32(buf + 4);
+    if (n > c->max_payload)
+        v.rc = -EMSGSIZE;
+    else if (len >= 8 + n)
+        v = (verdict_t){(long long)(8 + n), 8, (size_t)n, (int32_t)le32(buf)};
+    return v;
+}
+
+static const char *tlv_reencode(const tao_codec_t *c, const uint8_t *frame, const tao_frame_t *f)
+{
+    tao_frame_hdr_t h;
+    CHECK(c->encode(c, f->type, f->len, &h) == 0, "encode refused a decoded frame");
+    CHECK(h.pre_len == 8 && h.post_len == 0 && memcmp(h.pre, frame, 8) == 0,
+          "re-encoded TLV header differs");
+    CHECK(c->encode(c, f->type, c->max_payload + 1, &h) == -EMSGSIZE, "encode over max");
+    return NULL;
+}
+
+const char *t_fuzz_tlv(const uint8_t *data, size_t size)
+{
+    const size_t maxes[] = {0, 16};
+    for (size_t i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++) {
+        tao_codec_t c;
+        tao_codec_tlv(&c, maxes[i]);
+        const char *err = walk(&c, tlv_model, tlv_reencode, data, size);
+        if (err)
+            return err;
+    }
+    return NULL;
+}
+
+/* ---- length field ------------------------------------------------------- */
+
+__extension__ typedef __int128 i128;
+
+static verdict_t lf_model(const tao_codec_t *c, const uint8_t *buf, size_t len)
+{
+    size_t off = c->u.lenfield.length_offset, size = c->u.lenfield.length_size;
+    verdict_t v = {0};
+    if (len < off + size)
+        return v;
+    unsigned long long l = 0;
+    for (size_t i = 0; i < size; i++) {
+        size_t at = c->u.lenfield.order == TAO_BIG_ENDIAN ? i : size - 1 - i;
+        l = l << 8 | buf[off + at];
+    }
+    i128 frame = (i128)(off + size) + (i128)l + (i128)c->u.lenfield.length_adjust;
+    if (frame < (i128)(off + size))
+        v.rc = -EBADMSG;
+    else if (frame > (i128)c->u.lenfield.max_frame)
+        v.rc = -EMSGSIZE;
+    else if (frame < (i128)c->u.lenfield.strip)
+        v.rc = -EBADMSG;
+    else if (frame <= (i128)len)
+        v = (verdict_t){(long long)frame, c->u.lenfield.strip, (size_t)frame - c->u.lenfield.strip,
+                        c->u.lenfield.type};
+    return v;
+}
+
+static const char *lf_reencode(const tao_codec_t *c, const uint8_t *frame, const tao_frame_t *f)
+{
+    size_t off = c->u.lenfield.length_offset, header = off + c->u.lenfield.length_size;
+    tao_frame_hdr_t h;
+    int rc = c->encode(c, f->type, f->len, &h);
+    if (c->u.lenfield.strip != header || header > TAO_FRAME_PRE_MAX) {
+        CHECK(rc == -ENOTSUP, "encode without an inverse: %d", rc);
+        return NULL;
+    }
+    CHECK(rc == 0, "encode refused a decoded frame: %d", rc);
+    CHECK(h.pre_len == header && h.post_len == 0, "re-encoded header length");
+    for (size_t i = 0; i < off; i++)
+        CHECK(h.pre[i] == 0, "offset bytes not zero");
+    CHECK(memcmp(h.pre + off, frame + off, header - off) == 0, "re-encoded length differs");
+    return NULL;
+}
+
+/* Byte 0: offset (bits 0-3), field size 1/2/4/8 (bits 4-5), little-endian
+ * (bit 6), strip exactly the header (bit 7; else byte 3 is strip).
+ * Byte 1: adjust seed. Byte 2: adjust mode (bits 6-7: small, near INT64_MIN,
+ * near INT64_MAX, scaled) and max_frame (bits 0-5: 0 = default, 63 =
+ * SIZE_MAX, else 4 * n). Byte 4: message type. */
+static void lf_config(const uint8_t *p, tao_lenfield_opts_t *o)
+{
+    static const size_t sizes[] = {1, 2, 4, 8};
+    int8_t seed = (int8_t)p[1];
+    const int64_t adjusts[] = {seed, INT64_MIN + (p[1] & 0x7f), INT64_MAX - (p[1] & 0x7f),
+                               (int64_t)seed * 1000003};
+    size_t m = p[2] & 63u;
+    *o = (tao_lenfield_opts_t){.length_offset = p[0] & 15u,
+                               .length_size = sizes[(p[0] >> 4) & 3u],
+                               .order = (p[0] & 0x40u) ? TAO_LITTLE_ENDIAN : TAO_BIG_ENDIAN,
+                               .length_adjust = adjusts[p[2] >> 6],
+                               .max_frame = m == 63 ? SIZE_MAX : m * 4,
+                               .type = (int8_t)p[4]};
+    o->strip = (p[0] & 0x80u) ? o->length_offset + o->length_size : p[3];
+}
+
+const char *t_fuzz_lenfield(const uint8_t *data, size_t size)
+{
+    if (size < 5)
+        return NULL;
+    tao_lenfield_opts_t o;
+    tao_codec_t c;
+    lf_config(data, &o);
+    int rc = tao_codec_lenfield(&c, &o);
+    size_t max = o.max_frame == 0 ? 8u << 20 : o.max_frame;
+    int valid = o.length_offset + o.length_size <= max && o.strip <= max;
+    CHECK(valid ? rc == 0 : rc == -EINVAL, "settings accepted %d, valid %d", rc, valid);
+    if (rc < 0)
+        return NULL;
+    return walk(&c, lf_model, lf_reencode, data + 5, size - 5);
+}
+
+/* ---- line --------------------------------------------------------------- */
+
+static verdict_t line_model(const tao_codec_t *c, const uint8_t *buf, size_t len)
+{
+    const uint8_t *d = c->u.line.delim;
+    size_t dlen = c->u.line.delim_len, max = c->max_payload;
+    verdict_t v = {0};
+    for (size_t i = 0; i + dlen <= len; i++) {
+        if (memcmp(buf + i, d, dlen) != 0)
+            continue;
+        if (i > max)
+            break;
+        return (verdict_t){(long long)(i + dlen), 0, i, c->u.line.type};
+    }
+    /* No delimiter ends a line of at most max bytes: one will only come, if
+     * at all, after more bytes, unless enough are here to rule it out. */
+    if (len >= max + dlen)
+        v.rc = -EMSGSIZE;
+    return v;
+}
+
+static const char *line_reencode(const tao_codec_t *c, const uint8_t *frame, const tao_frame_t *f)
+{
+    tao_frame_hdr_t h;
+    size_t dlen = c->u.line.delim_len;
+    CHECK(c->encode(c, f->type, f->len, &h) == 0, "encode refused a decoded line");
+    CHECK(h.pre_len == 0 && h.post_len == dlen && memcmp(h.post, frame + f->len, dlen) == 0,
+          "re-encoded delimiter differs");
+    CHECK(c->encode(c, f->type, c->max_payload + 1, &h) == -EMSGSIZE, "encode over max");
+    return NULL;
+}
+
+const char *t_fuzz_line(const uint8_t *data, size_t size)
+{
+    /* "ABABABAC" overlaps itself: a naive search that skips ahead after a
+     * partial match misses it. */
+    const tao_line_opts_t opts[] = {
+        {NULL, 0, 1}, {"\r\n", 8, 2}, {"<END>", 3, 3}, {"ABABABAC", 1, 4}};
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        tao_codec_t c;
+        CHECK(tao_codec_line(&c, &opts[i]) == 0, "line settings refused");
+        const char *err = walk(&c, line_model, line_reencode, data, size);
+        if (err)
+            return err;
+    }
+    return NULL;
+}
