@@ -7,5 +7,6 @@
 #include "tao/message.h"
 #include "tao/conn.h"
 #include "tao/server.h"
+#include "tao/timer.h"
 
 #endif

@@ -15,3 +15,8 @@ list(APPEND TAO_SOURCES
     engine/outq.c
     engine/server.c
 )
+list(APPEND TAO_SOURCES
+    engine/runtime.c
+    engine/worker.c
+    engine/timer.c
+)

@@ -12,10 +12,18 @@
  * that is still writing cannot block the flush; once the queue is written,
  * SHUT_WR sends our FIN and we wait (bounded) for the peer's, so the kernel
  * never turns unread input into an RST that would destroy the replies. The
- * memory goes only after the close completion, the last one for the socket. */
+ * memory goes only after the close completion, the last one for the socket,
+ * and the last reference (items in flight to or from a worker hold one).
+ *
+ * With workers, frames are copied into items (so they never pin the buffer
+ * ring) and handed to the connection's worker at the end of the batch; a
+ * close asked for by the loop (peer FIN, stop, an oversized frame) first
+ * goes through the worker as a fence, so every frame received before it is
+ * handled and its replies are written before the FIN. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -23,14 +31,26 @@
 #define LINGER_MS 2000
 
 static void linger_fire(tao__timer_t *t, uint64_t now);
+static void ka_fire(tao__timer_t *t, uint64_t now);
+static void ka_arm(tao_conn_t *c);
 
 void tao__conn_error(tao_conn_t *c, int err, const char *what)
 {
-    tao_server_t *srv = c->loop->srv;
     tao__log(TAO_LOG_DEBUG, "conn %llu: %s: %s", (unsigned long long)c->id, what,
              tao_strerror(err));
-    if (srv->cfg.on_error)
-        srv->cfg.on_error(srv, c, err, what);
+    if (c->ep->on_error)
+        c->ep->on_error(c->ep, c, err, what);
+}
+
+void tao__conn_ref(tao_conn_t *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+void tao__conn_unref(tao_conn_t *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        tao__conn_free(c);
 }
 
 void tao__conn_mark_dirty(tao_conn_t *c)
@@ -63,35 +83,42 @@ static void recv_cancel(tao_conn_t *c)
     c->flags |= C_CANCELING;
 }
 
-void tao__conn_open(tao__loop_t *loop, int fd)
+tao_conn_t *tao__conn_new(tao__loop_t *loop, tao__endpoint_t *ep, int fd, uint64_t id)
 {
-    tao_server_t *srv = loop->srv;
     tao_conn_t *c = calloc(1, sizeof *c);
-    if (!c) {
-        tao__log(TAO_LOG_ERROR, "loop %u: out of memory for a connection", loop->idx);
-        atomic_fetch_sub(&srv->nconns, 1);
-        STAT_ADD(loop, refused, 1);
-        close(fd);
-        return;
-    }
+    if (!c)
+        return NULL;
     c->loop = loop;
+    c->ep = ep;
     c->fd = fd;
-    c->id = atomic_fetch_add(&srv->next_id, 1);
+    c->id = id;
+    atomic_init(&c->refs, 1); /* the loop's, dropped after the close */
     uint16_t gen = loop->next_gen++;
     c->recv_op = (tao__op_t){.kind = OP_RECV, .gen = gen};
     c->send_op = (tao__op_t){.kind = OP_SEND, .gen = gen};
     c->close_op = (tao__op_t){.kind = OP_CLOSE, .gen = gen};
     tao__timer_init(&c->linger, linger_fire);
+    tao__timer_init(&c->ka, ka_fire);
+    if (ep->workers)
+        c->worker = (uint16_t)(atomic_fetch_add(&loop->rt->next_worker, 1) % loop->rt->nworkers);
+    c->last_rx = c->last_tx = loop->now;
     c->next = &loop->conns;
     c->prev = loop->conns.prev;
     c->prev->next = c;
     loop->conns.prev = c;
     loop->nconns++;
-    STAT_ADD(loop, accepted, 1);
+    return c;
+}
 
-    if (srv->cfg.on_connect && srv->cfg.on_connect(c) < 0) {
-        STAT_ADD(loop, refused, 1);
-        tao_conn_close(c);
+/* on_connect, then reading. on_connect runs on the loop thread. */
+void tao__conn_start(tao_conn_t *c)
+{
+    tao__endpoint_t *ep = c->ep;
+    ka_arm(c);
+    if (ep->on_connect && ep->on_connect(c) < 0) {
+        STAT_ADD(c->loop, refused, 1);
+        c->flags |= C_EOF; /* nothing to read from a refused connection */
+        tao__conn_close_local(c, true);
         return;
     }
     tao__conn_progress(c);
@@ -99,22 +126,51 @@ void tao__conn_open(tao__loop_t *loop, int fd)
 
 /* ---- input ---------------------------------------------------------------- */
 
+/* Hand a frame to the connection's worker: copied, so the ring buffer goes
+ * back at once, and batched until the end of this completion batch. */
+static void to_worker(tao_conn_t *c, const tao_frame_t *f)
+{
+    tao__item_t *it = tao__item_new(IT_FRAME, c, f->len);
+    if (!it) {
+        tao__conn_error(c, -ENOMEM, "frame for worker");
+        tao__conn_abort_local(c);
+        return;
+    }
+    it->u.frame.type = f->type;
+    it->u.frame.len = (uint32_t)f->len;
+    memcpy(it->bytes, f->payload, f->len);
+    tao__queue_push(&c->loop->to_worker[c->worker], it);
+    size_t pending = atomic_fetch_add(&c->wpending, sizeof *it + f->len) + sizeof *it + f->len;
+    if (pending >= c->ep->out_high && !(c->flags & C_WPAUSED)) {
+        /* The worker is behind: stop reading this connection until it
+         * catches up, instead of queueing without bound. */
+        c->flags |= C_WPAUSED;
+        recv_cancel(c);
+    }
+}
+
 static void deliver(tao_conn_t *c, const tao_frame_t *f)
 {
     tao__loop_t *loop = c->loop;
-    tao_server_t *srv = loop->srv;
+    tao__endpoint_t *ep = c->ep;
 
     STAT_ADD(loop, frames_in, 1);
-    int rc = tao__registry_dispatch(srv->reg, c, f, srv->cfg.on_message);
-    if (rc == -ENOENT) {
+    if (!tao__registry_find(ep->reg, f->type)) {
         /* As in Go Tao: skip it, keep the connection. */
         STAT_ADD(loop, unknown, 1);
         tao__log(TAO_LOG_DEBUG, "conn %llu: no handler for message type %d",
                  (unsigned long long)c->id, (int)f->type);
-    } else if (rc < 0) {
-        STAT_ADD(loop, unmarshal_err, 1);
+        return;
+    }
+    if (ep->workers) {
+        to_worker(c, f);
+        return;
+    }
+    int rc = tao__registry_dispatch(ep->reg, c, f, ep->on_message);
+    if (rc < 0 && rc != -ENOENT) {
+        atomic_fetch_add(&ep->unmarshal_err, 1);
         tao__conn_error(c, rc, "unmarshal");
-        tao_conn_close(c);
+        tao__conn_close_local(c, true);
     }
 }
 
@@ -123,10 +179,10 @@ static void deliver(tao_conn_t *c, const tao_frame_t *f)
  * rest is discarded). */
 static size_t consume(tao_conn_t *c, const uint8_t *buf, size_t len)
 {
-    const tao_codec_t *codec = &c->loop->srv->codec;
+    const tao_codec_t *codec = &c->ep->codec;
     size_t off = 0;
 
-    while (off < len && !(c->flags & (C_PAUSED | C_CLOSING))) {
+    while (off < len && !(c->flags & (C_PAUSED | C_WPAUSED | C_CLOSING | C_FENCING))) {
         tao_frame_t f;
         ssize_t n = codec->decode(codec, buf + off, len - off, &f);
         if (n == 0)
@@ -134,13 +190,13 @@ static size_t consume(tao_conn_t *c, const uint8_t *buf, size_t len)
         if (n < 0) {
             STAT_ADD(c->loop, decode_err, 1);
             tao__conn_error(c, (int)n, n == -EMSGSIZE ? "frame too large" : "malformed frame");
-            tao_conn_close(c);
+            tao__conn_close_local(c, false);
             break;
         }
         off += (size_t)n;
         deliver(c, &f);
     }
-    return (c->flags & C_CLOSING) ? len : off;
+    return (c->flags & (C_CLOSING | C_FENCING)) ? len : off;
 }
 
 static int stash(tao_conn_t *c, const uint8_t *buf, size_t len)
@@ -189,7 +245,16 @@ static void input(tao_conn_t *c, const uint8_t *buf, size_t len)
     }
     if (rc < 0) {
         tao__conn_error(c, rc, "receive buffer");
-        tao_conn_abort(c);
+        tao__conn_abort_local(c);
+    }
+    if (!c->in_len) {
+        c->partial_since = 0;
+    } else if (!c->partial_since) {
+        /* A frame started: its read timeout may be the nearest deadline. */
+        c->partial_since = c->loop->now;
+        if (c->ep->read_ms && !(c->flags & C_CLOSING) &&
+            (!tao__timer_armed(&c->ka) || c->ka.due > c->partial_since + c->ep->read_ms))
+            ka_arm(c);
     }
 }
 
@@ -203,12 +268,13 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
     if (res > 0) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         STAT_ADD(loop, bytes_in, res);
-        if (!(c->flags & C_CLOSING))
+        c->last_rx = loop->now;
+        if (!(c->flags & (C_CLOSING | C_FENCING)))
             input(c, loop->bufs + (size_t)bid * loop->buf_size, (size_t)res);
         tao__buf_recycle(loop, bid);
     } else if (res == 0) {
         c->flags |= C_EOF;
-        tao_conn_close(c); /* the peer is done; flush what we owe it */
+        tao__conn_close_local(c, false); /* the peer is done; flush what we owe it */
     } else if (res == -ENOBUFS) {
         /* The ring ran dry: buffers come back as this batch is processed,
          * so re-arm after it. Nothing was lost: the data is still queued in
@@ -224,7 +290,7 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         c->flags |= C_EOF;
         if (!(c->flags & C_CLOSING) && res != -ECONNRESET)
             tao__conn_error(c, res, "recv");
-        tao_conn_abort(c);
+        tao__conn_abort_local(c);
     }
     if (!(c->flags & C_RECV_ARMED))
         tao__conn_progress(c);
@@ -240,20 +306,99 @@ void tao__conn_pause(tao_conn_t *c)
     recv_cancel(c);
 }
 
-void tao__conn_drained(tao_conn_t *c)
+/* Reading may start again: decode what waited in c->in, then re-arm. */
+static void resume(tao_conn_t *c)
 {
-    tao_server_t *srv = c->loop->srv;
-    if (c->flags & C_WANT_WRITABLE) {
-        c->flags &= ~(uint32_t)C_WANT_WRITABLE;
-        if (srv->cfg.on_writable && !(c->flags & C_CLOSING))
-            srv->cfg.on_writable(c);
-    }
-    if (!(c->flags & C_PAUSED) || c->out.bytes >= srv->cfg.out_low)
+    if (c->flags & (C_PAUSED | C_WPAUSED))
         return;
-    c->flags &= ~(uint32_t)C_PAUSED;
-    if (c->in_len && !(c->flags & C_CLOSING))
+    if (c->in_len && !(c->flags & (C_CLOSING | C_FENCING)))
         unstash(c, consume(c, c->in, c->in_len));
     tao__conn_progress(c);
+}
+
+void tao__conn_drained(tao_conn_t *c)
+{
+    tao__endpoint_t *ep = c->ep;
+    if (atomic_load(&c->want_writable) && atomic_exchange(&c->want_writable, false)) {
+        if (ep->on_writable && !(c->flags & C_CLOSING))
+            ep->on_writable(c);
+    }
+    if (!(c->flags & C_PAUSED) || atomic_load(&c->queued) >= ep->out_low)
+        return;
+    c->flags &= ~(uint32_t)C_PAUSED;
+    resume(c);
+}
+
+void tao__conn_resume_worker(tao_conn_t *c)
+{
+    if (!(c->flags & C_WPAUSED) || atomic_load(&c->wpending) >= c->ep->out_low)
+        return;
+    c->flags &= ~(uint32_t)C_WPAUSED;
+    resume(c);
+}
+
+/* ---- idle, read and heartbeat timeouts -------------------------------------
+ * One embedded timer per connection, armed for the nearest of the three
+ * deadlines and re-checked when it fires: traffic only updates timestamps,
+ * never the wheel. */
+
+static uint64_t ka_next(const tao_conn_t *c)
+{
+    const tao__endpoint_t *ep = c->ep;
+    uint64_t next = UINT64_MAX;
+    if (ep->idle_ms)
+        next = c->last_rx + ep->idle_ms;
+    if (ep->read_ms && c->partial_since && c->partial_since + ep->read_ms < next)
+        next = c->partial_since + ep->read_ms;
+    if (ep->heartbeat_ms && c->last_tx + ep->heartbeat_ms < next)
+        next = c->last_tx + ep->heartbeat_ms;
+    return next;
+}
+
+static void ka_arm(tao_conn_t *c)
+{
+    uint64_t next = ka_next(c);
+    if (next != UINT64_MAX && !(c->flags & C_CLOSING))
+        tao__wheel_add(&c->loop->wheel, &c->ka, next, 0);
+}
+
+static void timed_out(tao_conn_t *c, const char *what)
+{
+    STAT_ADD(c->loop, timeouts, 1);
+    tao__conn_error(c, -ETIMEDOUT, what);
+    tao__conn_close_local(c, false);
+}
+
+static void ka_fire(tao__timer_t *t, uint64_t now)
+{
+    tao_conn_t *c = container_of(t, tao_conn_t, ka);
+    const tao__endpoint_t *ep = c->ep;
+
+    if (c->flags & (C_CLOSING | C_FENCING))
+        return;
+    if (ep->idle_ms && now >= c->last_rx + ep->idle_ms) {
+        timed_out(c, "idle timeout");
+        return;
+    }
+    if (ep->read_ms && c->partial_since && now >= c->partial_since + ep->read_ms) {
+        timed_out(c, "read timeout: a frame started and did not finish");
+        return;
+    }
+    if (ep->heartbeat_ms && now >= c->last_tx + ep->heartbeat_ms) {
+        /* Go Tao's heartbeat: type 0, an 8-byte LE int64 timestamp in ns. */
+        struct timespec ts;
+        uint8_t hb[TAO_HEARTBEAT_LEN];
+        clock_gettime(CLOCK_REALTIME, &ts);
+        tao_heartbeat_encode((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, hb);
+        tao__conn_send_local(c, TAO_MSG_HEARTBEAT, hb, sizeof hb);
+        c->last_tx = now;
+    }
+    ka_arm(c);
+}
+
+void tao__conn_touch_tx(tao_conn_t *c)
+{
+    c->last_tx = c->loop->now;
 }
 
 /* ---- closing -------------------------------------------------------------- */
@@ -326,30 +471,81 @@ void tao__conn_progress(tao_conn_t *c)
         progress_abort(c);
     else if (c->flags & C_CLOSING)
         progress_graceful(c);
-    else if (!(c->flags & (C_RECV_ARMED | C_PAUSED | C_NOBUFS | C_EOF)))
+    else if (!(c->flags & (C_RECV_ARMED | C_PAUSED | C_WPAUSED | C_NOBUFS | C_EOF | C_FENCING)))
         tao__conn_recv_arm(c);
 }
 
-TAO_API void tao_conn_close(tao_conn_t *c)
+/* Graceful close on the loop thread. With workers, a close that does not
+ * come from the connection's worker first fences through it. */
+void tao__conn_close_local(tao_conn_t *c, bool from_worker)
 {
     if (c->flags & C_CLOSING)
         return;
+    if (c->ep->workers && !from_worker) {
+        if (c->flags & C_FENCING)
+            return;
+        tao__item_t *it = tao__item_new(IT_FENCE, c, 0);
+        if (it) {
+            c->flags |= C_FENCING;
+            recv_cancel(c);
+            tao__queue_push(&c->loop->to_worker[c->worker], it);
+            return;
+        }
+    }
     c->flags |= C_CLOSING;
-    c->flags &= ~(uint32_t)C_PAUSED;
+    c->flags &= ~(uint32_t)(C_PAUSED | C_WPAUSED | C_FENCING);
+    atomic_store(&c->closing, true);
+    tao__wheel_cancel(&c->loop->wheel, &c->ka);
     tao__conn_mark_dirty(c);
     tao__conn_progress(c);
 }
 
-TAO_API void tao_conn_abort(tao_conn_t *c)
+void tao__conn_abort_local(tao_conn_t *c)
 {
     if (c->flags & C_ABORT)
         return;
     c->flags |= C_CLOSING | C_ABORT;
+    atomic_store(&c->closing, true);
+    tao__wheel_cancel(&c->loop->wheel, &c->ka);
     if (!(c->flags & C_SEND_INFLIGHT)) {
         STAT_ADD(c->loop, queued, -(int64_t)c->out.bytes);
+        atomic_fetch_sub(&c->queued, c->out.bytes);
         tao__outq_clear(&c->out);
     }
     tao__conn_progress(c);
+}
+
+static void post_close(tao_conn_t *c, uint8_t kind)
+{
+    tao__worker_t *w = tao__tls_worker;
+    tao__item_t *it = tao__item_new(kind, c, 0);
+    if (!it) {
+        tao__log(TAO_LOG_ERROR, "conn %llu: out of memory to close it", (unsigned long long)c->id);
+        return;
+    }
+    it->from_worker = w && w->rt == c->loop->rt && w->idx == c->worker;
+    tao__post(c->loop, it);
+}
+
+TAO_API void tao_conn_close(tao_conn_t *c)
+{
+    if (tao__tls_loop == c->loop) {
+        tao__conn_close_local(c, true);
+        return;
+    }
+    /* Sends after close fail at once, whichever thread asked. */
+    if (!atomic_exchange(&c->closing, true) || tao__tls_worker)
+        post_close(c, IT_CLOSE);
+}
+
+TAO_API void tao_conn_abort(tao_conn_t *c)
+{
+    if (tao__tls_loop == c->loop) {
+        tao__conn_abort_local(c);
+        return;
+    }
+    atomic_store(&c->closing, true);
+    post_close(c, IT_ABORT);
 }
 
 void tao__conn_free(tao_conn_t *c)
@@ -358,27 +554,42 @@ void tao__conn_free(tao_conn_t *c)
     free(c);
 }
 
-void tao__close_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
+/* Drop the loop's reference, unless the connection is still on one of the
+ * loop's lists: then the loop drops it when it gets there. */
+static void release(tao_conn_t *c)
 {
-    tao_conn_t *c = container_of(op, tao_conn_t, close_op);
-    tao_server_t *srv = loop->srv;
-
-    tao__wheel_cancel(&loop->wheel, &c->linger);
-    STAT_ADD(loop, queued, -(int64_t)c->out.bytes);
-    tao__outq_clear(&c->out);
-    c->fd = -1;
-    c->next->prev = c->prev;
-    c->prev->next = c->next;
-    loop->nconns--;
-    atomic_fetch_sub(&srv->nconns, 1);
-    STAT_ADD(loop, closed, 1);
-    if (srv->cfg.on_close)
-        srv->cfg.on_close(c);
-    /* Still on a flush list: the loop frees it when it gets there. */
     if (c->flags & (C_DIRTY | C_NOBUFS))
         c->flags |= C_DEAD;
     else
-        tao__conn_free(c);
+        tao__conn_unref(c);
+}
+
+void tao__close_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
+{
+    tao_conn_t *c = container_of(op, tao_conn_t, close_op);
+    tao__endpoint_t *ep = c->ep;
+
+    tao__wheel_cancel(&loop->wheel, &c->linger);
+    tao__wheel_cancel(&loop->wheel, &c->ka);
+    tao__conn_timers_cancel(c);
+    STAT_ADD(loop, queued, -(int64_t)c->out.bytes);
+    atomic_fetch_sub(&c->queued, c->out.bytes);
+    tao__outq_clear(&c->out);
+    c->next->prev = c->prev;
+    c->prev->next = c->next;
+    loop->nconns--;
+    STAT_ADD(loop, closed, 1);
+    if (ep->srv)
+        tao__server_conn_removed(ep->srv, c);
+    if (ep->workers) {
+        /* on_close runs on the worker, after every handler of c. */
+        tao__item_t *it = tao__item_new(IT_CLOSED, c, 0);
+        if (it)
+            tao__queue_push(&loop->to_worker[c->worker], it);
+    } else if (ep->on_close) {
+        ep->on_close(c);
+    }
+    release(c);
 }
 
 /* ---- accessors ---------------------------------------------------------- */
@@ -390,7 +601,7 @@ TAO_API uint64_t tao_conn_id(const tao_conn_t *c)
 
 TAO_API tao_server_t *tao_conn_server(const tao_conn_t *c)
 {
-    return c->loop->srv;
+    return c->ep->srv;
 }
 
 TAO_API void *tao_conn_data(const tao_conn_t *c)
@@ -406,7 +617,7 @@ TAO_API void tao_conn_set_data(tao_conn_t *c, void *data)
 TAO_API int tao_conn_peer(const tao_conn_t *c, struct sockaddr_storage *addr, socklen_t *len)
 {
     *len = sizeof *addr;
-    if (c->fd < 0)
+    if (atomic_load(&c->closing))
         return -ENOTCONN;
     return getpeername(c->fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
 }
@@ -414,7 +625,7 @@ TAO_API int tao_conn_peer(const tao_conn_t *c, struct sockaddr_storage *addr, so
 TAO_API int tao_conn_local(const tao_conn_t *c, struct sockaddr_storage *addr, socklen_t *len)
 {
     *len = sizeof *addr;
-    if (c->fd < 0)
+    if (atomic_load(&c->closing))
         return -ENOTCONN;
     return getsockname(c->fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
 }

@@ -1,9 +1,13 @@
 /* Internal: the structures shared by the engine's files.
  *
- * Ownership: a server owns its loops; a loop owns its ring, listener, buffer
- * ring, timing wheel and connections. Everything a loop owns is touched only
- * by the loop's thread, except the few fields marked "any thread", which are
- * atomics. */
+ * Ownership: a runtime owns its loops and workers; a loop owns its ring,
+ * listener, buffer ring, timing wheel and connections. What a loop owns is
+ * touched only by the loop's thread. Other threads reach it by posting items
+ * to the loop's inbox (a mutex-protected list taken whole by the loop once
+ * per batch); the few fields read from elsewhere are atomics, marked so.
+ *
+ * An endpoint is what a connection was made by: a server, or a client
+ * group. It holds the codec, the registry, the callbacks and the limits. */
 #ifndef TAO_ENGINE_ENGINE_H
 #define TAO_ENGINE_ENGINE_H
 
@@ -19,8 +23,14 @@
 #include "engine/log.h"
 #include "engine/timerwheel.h"
 #include "tao/server.h"
+#include "tao/timer.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
+typedef struct tao__loop tao__loop_t;
+typedef struct tao__worker tao__worker_t;
+typedef struct tao__runtime tao__runtime_t;
+typedef struct tao__utimer tao__utimer_t;
 
 /* ---- operations ----------------------------------------------------------
  * Every SQE's user_data is an op pointer with the owner's generation in the
@@ -33,6 +43,7 @@ enum tao__op_kind {
     OP_CLOSE,
     OP_TIMEOUT,
     OP_WAKE,
+    OP_CONNECT,
     OP_KINDS,
 };
 
@@ -42,8 +53,6 @@ typedef struct tao__op {
 } tao__op_t;
 
 #define TAO__UD_PTR_MASK ((UINT64_C(1) << 48) - 1)
-
-typedef struct tao__loop tao__loop_t;
 
 /* ---- output queue ----------------------------------------------------- */
 typedef struct tao__chunk tao__chunk_t;
@@ -75,39 +84,162 @@ struct tao__sendctx {
     struct iovec iov[TAO__IOV_MAX];
 };
 
+/* ---- items: work handed between threads -------------------------------- */
+enum tao__item_kind {
+    IT_FRAME,        /* loop -> worker: run the handler for a frame */
+    IT_CLOSED,       /* loop -> worker: run on_close, last item of a connection */
+    IT_FENCE,        /* loop -> worker -> loop: close once earlier frames are handled */
+    IT_TIMER,        /* loop -> worker: run a connection timer's callback */
+    IT_SEND,         /* any -> loop: queue a chunk on a connection */
+    IT_CLOSE,        /* any -> loop: graceful close */
+    IT_ABORT,        /* any -> loop: abort */
+    IT_RESUME,       /* worker -> loop: the connection's worker backlog drained */
+    IT_TIMER_ARM,    /* any -> loop: arm a user timer */
+    IT_TIMER_CANCEL, /* any -> loop: disarm a user timer */
+    IT_BROADCAST,    /* any -> loop: send to every connection of an endpoint */
+    IT_CONNECT,      /* any -> loop: start a client connection */
+};
+
+typedef struct tao__bcast tao__bcast_t;
+
+typedef struct tao__item tao__item_t;
+struct tao__item {
+    tao__item_t *next;
+    uint8_t kind;
+    bool from_worker; /* IT_CLOSE posted by the connection's own worker */
+    tao_conn_t *conn; /* holds a reference when set */
+    union {
+        struct {
+            int32_t type;
+            uint32_t len;
+        } frame; /* payload follows in bytes[] */
+        tao__chunk_t *chunk;
+        tao__utimer_t *timer;
+        tao__bcast_t *bcast;
+        void *ptr;
+    } u;
+    uint8_t bytes[];
+};
+
+typedef struct tao__queue {
+    tao__item_t *head, *tail;
+} tao__queue_t;
+
+static inline void tao__queue_push(tao__queue_t *q, tao__item_t *it)
+{
+    it->next = NULL;
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+}
+
+static inline void tao__queue_splice(tao__queue_t *dst, tao__queue_t *src)
+{
+    if (!src->head)
+        return;
+    if (dst->tail)
+        dst->tail->next = src->head;
+    else
+        dst->head = src->head;
+    dst->tail = src->tail;
+    src->head = src->tail = NULL;
+}
+
+/* A shared broadcast payload: one copy, referenced by every loop. */
+struct tao__bcast {
+    atomic_uint refs;
+    const void *ep; /* endpoint whose connections get it */
+    int32_t type;
+    size_t len;
+    uint8_t data[];
+};
+
+/* ---- endpoints ------------------------------------------------------------- */
+typedef struct tao__endpoint {
+    tao_server_t *srv; /* NULL for client groups */
+    void *client;      /* the client group, NULL for servers */
+    tao_codec_t codec;
+    tao__registry_t *reg;
+    size_t out_high, out_low;
+    unsigned idle_ms, read_ms, heartbeat_ms;
+    bool workers; /* handlers run on the runtime's workers */
+    tao_connect_cb on_connect;
+    tao_handler_cb on_message;
+    tao_close_cb on_close;
+    tao_writable_cb on_writable;
+    void (*on_error)(struct tao__endpoint *ep, tao_conn_t *c, int err, const char *what);
+    atomic_uint_fast64_t bcast_skipped;
+    atomic_uint_fast64_t unmarshal_err;
+    atomic_uint_fast64_t send_rejected;
+} tao__endpoint_t;
+
 /* ---- connections --------------------------------------------------------- */
 enum {
     C_RECV_ARMED = 1u << 0, /* a multishot recv is in flight */
     C_SEND_INFLIGHT = 1u << 1,
-    C_CLOSING = 1u << 2, /* close or abort was asked */
+    C_CLOSING = 1u << 2, /* close or abort under way */
     C_ABORT = 1u << 3,
-    C_PAUSED = 1u << 4,    /* back-pressure: not reading */
+    C_PAUSED = 1u << 4,    /* output above the high watermark: not reading */
     C_CANCELING = 1u << 5, /* a cancel of the recv is in flight */
     C_DIRTY = 1u << 6,     /* on the loop's flush list */
     C_NOBUFS = 1u << 7,    /* recv ended with -ENOBUFS: re-arm after refill */
     C_SHUT = 1u << 8,      /* shutdown(SHUT_WR) submitted */
-    C_EOF = 1u << 9,       /* peer sent FIN */
+    C_EOF = 1u << 9,       /* peer sent FIN, or the socket failed */
     C_CLOSE_SUBMITTED = 1u << 10,
-    C_WANT_WRITABLE = 1u << 11, /* a send got -EAGAIN: tell on_writable */
-    C_LINGER_DONE = 1u << 12,   /* stop waiting for the peer's FIN */
-    C_DEAD = 1u << 13,          /* closed; freed when it leaves the loop's lists */
-    C_LINGERING = 1u << 14,     /* waiting for the peer's FIN after ours */
+    C_LINGER_DONE = 1u << 12, /* stop waiting for the peer's FIN */
+    C_DEAD = 1u << 13,        /* closed; dropped when it leaves the loop's lists */
+    C_WPAUSED = 1u << 14,     /* worker backlog above the limit: not reading */
+    C_FENCING = 1u << 15,     /* a close is waiting for the worker to catch up */
+    C_CONNECTING = 1u << 16,  /* client: connect in flight */
 };
 
 struct tao_conn {
     tao__loop_t *loop;
+    tao__endpoint_t *ep;
     uint64_t id;
     void *data;
     int fd;
     uint32_t flags;
+    uint16_t worker;
     tao__op_t recv_op, send_op, close_op;
-    tao_conn_t *next, *prev; /* loop's connection list */
-    tao_conn_t *dirty_next;  /* loop's flush / re-arm list */
-    uint8_t *in;             /* bytes received and not yet decoded */
+    atomic_uint refs;          /* any thread: the loop's, plus one per item */
+    atomic_bool closing;       /* any thread: published C_CLOSING */
+    atomic_bool want_writable; /* any thread: a send got -EAGAIN */
+    _Atomic size_t queued;     /* any thread: output bytes queued or in transit */
+    _Atomic size_t wpending;   /* any thread: bytes handed to the worker, not handled */
+    tao_conn_t *next, *prev;   /* loop's connection list */
+    tao_conn_t *dirty_next;    /* loop's flush / re-arm list */
+    uint8_t *in;               /* bytes received and not yet decoded */
     uint32_t in_len, in_cap;
     tao__outq_t out;
     tao__sendctx_t *sending;
-    tao__timer_t linger;
+    tao__timer_t linger; /* close: bounded wait for the peer's FIN */
+    tao__timer_t ka;     /* idle, read and heartbeat checks */
+    uint64_t last_rx, last_tx, partial_since;
+    tao__utimer_t *timers; /* user timers, cancelled on close */
+    void *client;          /* client connection state, when a client */
+    tao_conn_t *map_next;  /* server's id map chain */
+};
+
+/* ---- user timers ---------------------------------------------------------- */
+struct tao__utimer {
+    tao__timer_t wt;
+    tao__utimer_t *cnext, *cprev; /* the connection's timer list (loop only) */
+    tao__utimer_t *lnext, *lprev; /* the loop's live timers (loop only) */
+    bool live;                    /* armed on the loop, holding its reference */
+    tao__utimer_t *hnext;         /* timer map chain */
+    uint64_t id;
+    tao__loop_t *loop;
+    tao__runtime_t *rt;
+    tao_conn_t *conn; /* holds a reference */
+    void *owner;      /* server or client group, for the callback */
+    tao_timer_cb cb;
+    void *arg;
+    uint64_t due, period;
+    atomic_uint refs;
+    atomic_bool cancelled;
 };
 
 /* ---- loops ------------------------------------------------------------ */
@@ -115,14 +247,15 @@ struct tao_conn {
 typedef struct tao__counters {
     uint64_t accepted, refused, closed, frames_in, frames_out, bytes_in, bytes_out;
     uint64_t unknown, decode_err, unmarshal_err, send_rejected, backoffs, enobufs;
-    uint64_t queued;
+    uint64_t queued, timeouts, timers;
 } tao__counters_t;
 
 #define STAT_ADD(loop, field, n)                                                                   \
     __atomic_store_n(&(loop)->stats.field, (loop)->stats.field + (uint64_t)(n), __ATOMIC_RELAXED)
 
 struct tao__loop {
-    tao_server_t *srv;
+    tao__runtime_t *rt;
+    tao_server_t *srv; /* the server listening on this loop, if any */
     unsigned idx;
     pthread_t thread;
     bool thread_started;
@@ -144,6 +277,9 @@ struct tao__loop {
     int wake_fd;
     uint64_t wake_val;
     tao__op_t wake_op;
+    pthread_mutex_t inbox_lock;
+    tao__queue_t inbox;   /* guarded by inbox_lock */
+    atomic_bool sleeping; /* any thread: set while blocked in io_uring_enter */
 
     tao__wheel_t wheel;
     tao__op_t timeout_op;
@@ -153,11 +289,13 @@ struct tao__loop {
     uint64_t now;
     uint16_t next_gen;
 
-    tao_conn_t conns; /* list sentinel */
+    tao__utimer_t *timers; /* live user timers */
+    tao_conn_t conns;      /* list sentinel */
     size_t nconns;
     tao_conn_t *dirty;  /* connections with output to flush */
     tao_conn_t *nobufs; /* connections whose recv must be re-armed */
     tao__sendctx_t *free_ctx;
+    tao__queue_t *to_worker; /* per worker: frames of this batch */
 
     bool stopping;
     tao__timer_t stop_deadline;
@@ -165,37 +303,86 @@ struct tao__loop {
     tao__counters_t stats;
 };
 
+/* ---- workers ---------------------------------------------------------- */
+struct tao__worker {
+    tao__runtime_t *rt;
+    unsigned idx;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    tao__queue_t q; /* guarded by lock */
+    bool waiting, stop;
+    tao__queue_t *to_loop;      /* per loop: items of this batch (worker only) */
+    atomic_uint_fast64_t depth; /* items queued, for stats */
+    uint64_t handled;
+};
+
+/* ---- runtimes ------------------------------------------------------------ */
+struct tao__runtime {
+    unsigned nloops, nworkers;
+    tao__loop_t *loops;
+    tao__worker_t *workers;
+    unsigned buf_count, buf_size;
+    bool no_pin;
+    atomic_bool stop_requested;
+    atomic_uint stop_deadline_ms;
+    atomic_int state; /* 0 created, 1 running, 2 joined */
+    atomic_uint next_worker;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* user timers by id */
+    pthread_mutex_t tlock;
+    tao__utimer_t **tmap;
+    size_t tmap_cap, tmap_count;
+    uint64_t next_timer_id;
+};
+
+extern __thread tao__loop_t *tao__tls_loop;
+extern __thread tao__worker_t *tao__tls_worker;
+
 struct tao_server {
     tao_server_config_t cfg;
-    tao_codec_t codec;
-    tao__registry_t *reg;
+    tao__endpoint_t ep;
+    tao__runtime_t rt;
     struct sockaddr_storage addr;
     socklen_t addr_len;
     int port;
-    unsigned nloops;
-    tao__loop_t *loops;
     atomic_uint nconns;           /* any thread */
     atomic_uint_fast64_t next_id; /* any thread */
-    atomic_bool stop_requested;   /* any thread */
-    atomic_uint stop_deadline_ms;
-    atomic_int state; /* 0 created, 1 running, 2 joined */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    unsigned loops_running;
+    pthread_mutex_t map_lock;     /* id -> connection, for unicast */
+    tao_conn_t **map;
+    size_t map_mask;
 };
 
 /* engine/addr.c */
 int tao__parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 
+/* engine/runtime.c */
+int tao__runtime_init(tao__runtime_t *rt, unsigned loops, unsigned workers, unsigned buf_count,
+                      unsigned buf_size, bool no_pin);
+int tao__runtime_start(tao__runtime_t *rt, int (*prepare)(tao__loop_t *, void *), void *arg);
+void tao__runtime_stop(tao__runtime_t *rt, unsigned deadline_ms);
+void tao__runtime_wait(tao__runtime_t *rt);
+void tao__runtime_deinit(tao__runtime_t *rt);
+void tao__post(tao__loop_t *loop, tao__item_t *it);
+void tao__post_worker(tao__worker_t *w, tao__queue_t *batch);
+tao__item_t *tao__item_new(uint8_t kind, tao_conn_t *conn, size_t extra);
+void tao__item_free(tao__item_t *it);
+
 /* engine/loop.c */
 uint64_t tao__now_ms(void);
 struct io_uring_sqe *tao__sqe(tao__loop_t *loop);
 void tao__sqe_op(struct io_uring_sqe *sqe, tao__op_t *op);
-int tao__loop_init(tao__loop_t *loop, tao_server_t *srv, unsigned idx);
+int tao__loop_init(tao__loop_t *loop, tao__runtime_t *rt, unsigned idx);
 void tao__loop_deinit(tao__loop_t *loop);
 void *tao__loop_main(void *arg);
 void tao__loop_wake(tao__loop_t *loop);
 void tao__buf_recycle(tao__loop_t *loop, unsigned bid);
+
+/* engine/worker.c */
+void *tao__worker_main(void *arg);
+void tao__worker_flush(tao__worker_t *w);
 
 /* engine/listener.c */
 int tao__listener_open(tao_server_t *srv, int *fd_out);
@@ -204,23 +391,54 @@ void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe 
 void tao__listener_close(tao__loop_t *loop);
 
 /* engine/conn.c */
-void tao__conn_open(tao__loop_t *loop, int fd);
+tao_conn_t *tao__conn_new(tao__loop_t *loop, tao__endpoint_t *ep, int fd, uint64_t id);
+void tao__conn_start(tao_conn_t *c);
+void tao__conn_ref(tao_conn_t *c);
+void tao__conn_unref(tao_conn_t *c);
 void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);
 void tao__close_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);
-void tao__conn_recv_arm(tao_conn_t *c);
 void tao__conn_progress(tao_conn_t *c);
+void tao__conn_recv_arm(tao_conn_t *c);
 void tao__conn_error(tao_conn_t *c, int err, const char *what);
 void tao__conn_mark_dirty(tao_conn_t *c);
 void tao__conn_pause(tao_conn_t *c);
-void tao__conn_free(tao_conn_t *c);
 void tao__conn_drained(tao_conn_t *c);
+void tao__conn_resume_worker(tao_conn_t *c);
+void tao__conn_close_local(tao_conn_t *c, bool from_worker);
+void tao__conn_abort_local(tao_conn_t *c);
+void tao__conn_free(tao_conn_t *c);
+void tao__conn_touch_tx(tao_conn_t *c);
 
 /* engine/outq.c */
 int tao__outq_push_copy(tao__outq_t *q, const tao_frame_hdr_t *h, const void *payload, size_t len);
-int tao__outq_push_owned(tao__outq_t *q, const tao_frame_hdr_t *h, void *payload, size_t len,
-                         tao_payload_free_fn free_fn, void *user);
+tao__chunk_t *tao__chunk_copy(const tao_frame_hdr_t *h, const void *payload, size_t len);
+tao__chunk_t *tao__chunk_owned(const tao_frame_hdr_t *h, void *payload, size_t len,
+                               tao_payload_free_fn free_fn, void *user);
+void tao__chunk_free(tao__chunk_t *k);
+size_t tao__chunk_bytes(const tao__chunk_t *k);
+void tao__outq_append(tao__outq_t *q, tao__chunk_t *k);
 void tao__outq_clear(tao__outq_t *q);
 void tao__conn_flush(tao_conn_t *c);
 void tao__send_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);
+void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k);
+int tao__conn_send_local(tao_conn_t *c, int32_t type, const void *payload, size_t len);
+
+/* engine/timer.c */
+void tao__timer_arm_local(tao__loop_t *loop, tao__utimer_t *t);
+void tao__timer_cancel_local(tao__loop_t *loop, tao__utimer_t *t);
+void tao__timer_run(tao__utimer_t *t);
+void tao__timer_unref(tao__utimer_t *t);
+void tao__conn_timers_cancel(tao_conn_t *c);
+void tao__timers_free_all(tao__runtime_t *rt);
+void tao__loop_timers_free(tao__loop_t *loop);
+void tao__timer_discard(tao__utimer_t *t);
+int64_t tao__timer_add(tao__runtime_t *rt, tao__loop_t *loop, tao_conn_t *conn, void *owner,
+                       uint64_t due, uint64_t period, tao_timer_cb cb, void *arg);
+
+/* engine/server.c */
+void tao__server_conn_added(tao_server_t *srv, tao_conn_t *c);
+void tao__server_conn_removed(tao_server_t *srv, tao_conn_t *c);
+void tao__broadcast_local(tao__loop_t *loop, tao__bcast_t *b);
+void tao__bcast_unref(tao__bcast_t *b);
 
 #endif

@@ -97,7 +97,17 @@ static void accepted(tao__loop_t *loop, int fd)
         close(fd);
         return;
     }
-    tao__conn_open(loop, fd);
+    tao_conn_t *c = tao__conn_new(loop, &srv->ep, fd, atomic_fetch_add(&srv->next_id, 1));
+    if (!c) {
+        tao__log(TAO_LOG_ERROR, "loop %u: out of memory for a connection", loop->idx);
+        atomic_fetch_sub(&srv->nconns, 1);
+        STAT_ADD(loop, refused, 1);
+        close(fd);
+        return;
+    }
+    STAT_ADD(loop, accepted, 1);
+    tao__server_conn_added(srv, c);
+    tao__conn_start(c);
 }
 
 void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)

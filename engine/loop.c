@@ -109,15 +109,16 @@ void tao__buf_recycle(tao__loop_t *loop, unsigned bid)
     io_uring_buf_ring_advance(loop->br, 1);
 }
 
-int tao__loop_init(tao__loop_t *loop, tao_server_t *srv, unsigned idx)
+int tao__loop_init(tao__loop_t *loop, tao__runtime_t *rt, unsigned idx)
 {
     memset(loop, 0, sizeof *loop);
-    loop->srv = srv;
+    loop->rt = rt;
     loop->idx = idx;
     loop->listen_fd = -1;
     loop->conns.next = loop->conns.prev = &loop->conns;
-    loop->buf_count = srv->cfg.buf_count;
-    loop->buf_size = srv->cfg.buf_size;
+    loop->buf_count = rt->buf_count;
+    loop->buf_size = rt->buf_size;
+    pthread_mutex_init(&loop->inbox_lock, NULL);
     loop->accept_op.kind = OP_ACCEPT;
     loop->wake_op.kind = OP_WAKE;
     loop->timeout_op.kind = OP_TIMEOUT;
@@ -125,7 +126,26 @@ int tao__loop_init(tao__loop_t *loop, tao_server_t *srv, unsigned idx)
     loop->wake_fd = eventfd(0, EFD_CLOEXEC);
     if (loop->wake_fd < 0)
         return -errno;
-    return tao__listener_open(srv, &loop->listen_fd);
+    if (rt->nworkers) {
+        loop->to_worker = calloc(rt->nworkers, sizeof *loop->to_worker);
+        if (!loop->to_worker)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Items still in the inbox when the loop is gone (posted after it ended). */
+static void discard(tao__item_t *it)
+{
+    if (it->kind == IT_SEND)
+        tao__chunk_free(it->u.chunk);
+    else if (it->kind == IT_TIMER_ARM)
+        tao__timer_discard(it->u.timer);
+    else if (it->kind == IT_TIMER_CANCEL)
+        tao__timer_unref(it->u.timer);
+    else if (it->kind == IT_BROADCAST)
+        tao__bcast_unref(it->u.bcast);
+    tao__item_free(it);
 }
 
 void tao__loop_deinit(tao__loop_t *loop)
@@ -135,6 +155,14 @@ void tao__loop_deinit(tao__loop_t *loop)
     if (loop->wake_fd >= 0)
         close(loop->wake_fd);
     loop->listen_fd = loop->wake_fd = -1;
+    for (tao__item_t *it = loop->inbox.head, *next; it; it = next) {
+        next = it->next;
+        discard(it);
+    }
+    loop->inbox.head = loop->inbox.tail = NULL;
+    free(loop->to_worker);
+    loop->to_worker = NULL;
+    pthread_mutex_destroy(&loop->inbox_lock);
     while (loop->free_ctx) {
         tao__sendctx_t *n = loop->free_ctx->next_free;
         free(loop->free_ctx);
@@ -163,8 +191,6 @@ static void begin_stop(tao__loop_t *loop);
 
 static void wake_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
 {
-    if (atomic_load(&loop->srv->stop_requested) && !loop->stopping)
-        begin_stop(loop);
     wake_arm(loop);
 }
 
@@ -215,7 +241,7 @@ static void deadline_fire(tao__timer_t *t, uint64_t now)
     size_t n = 0;
     for (tao_conn_t *c = loop->conns.next, *next; c != &loop->conns; c = next) {
         next = c->next;
-        tao_conn_abort(c);
+        tao__conn_abort_local(c);
         n++;
     }
     if (n)
@@ -225,12 +251,12 @@ static void deadline_fire(tao__timer_t *t, uint64_t now)
 
 static void begin_stop(tao__loop_t *loop)
 {
-    unsigned ms = atomic_load(&loop->srv->stop_deadline_ms);
+    unsigned ms = atomic_load(&loop->rt->stop_deadline_ms);
     loop->stopping = true;
     tao__listener_close(loop);
     for (tao_conn_t *c = loop->conns.next, *next; c != &loop->conns; c = next) {
         next = c->next;
-        tao_conn_close(c);
+        tao__conn_close_local(c, false);
     }
     tao__timer_init(&loop->stop_deadline, deadline_fire);
     tao__wheel_add(&loop->wheel, &loop->stop_deadline, loop->now + ms, 0);
@@ -241,9 +267,13 @@ static void begin_stop(tao__loop_t *loop)
 typedef void (*complete_fn)(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);
 
 static const complete_fn on_complete[OP_KINDS] = {
-    [OP_ACCEPT] = tao__accept_complete, [OP_RECV] = tao__recv_complete,
-    [OP_SEND] = tao__send_complete,     [OP_CLOSE] = tao__close_complete,
-    [OP_TIMEOUT] = timeout_complete,    [OP_WAKE] = wake_complete,
+    [OP_ACCEPT] = tao__accept_complete,
+    [OP_RECV] = tao__recv_complete,
+    [OP_SEND] = tao__send_complete,
+    [OP_CLOSE] = tao__close_complete,
+    [OP_TIMEOUT] = timeout_complete,
+    [OP_WAKE] = wake_complete,
+    [OP_CONNECT] = NULL,
 };
 
 static void dispatch(tao__loop_t *loop, struct io_uring_cqe *cqe)
@@ -259,9 +289,78 @@ static void dispatch(tao__loop_t *loop, struct io_uring_cqe *cqe)
 
 /* Work deferred to the end of a batch, so that many replies leave in one
  * send and many refills cost one re-arm. */
+static void run_item(tao__loop_t *loop, tao__item_t *it)
+{
+    tao_conn_t *c = it->conn;
+    bool live = c && !(c->flags & C_CLOSE_SUBMITTED) && !(c->flags & C_DEAD);
+
+    switch (it->kind) {
+    case IT_SEND:
+        if (live && !(c->flags & C_CLOSING)) {
+            tao__conn_queue_chunk(c, it->u.chunk);
+        } else {
+            atomic_fetch_sub(&c->queued, tao__chunk_bytes(it->u.chunk));
+            tao__chunk_free(it->u.chunk);
+        }
+        break;
+    case IT_CLOSE:
+        if (live)
+            tao__conn_close_local(c, it->from_worker);
+        break;
+    case IT_ABORT:
+        if (live)
+            tao__conn_abort_local(c);
+        break;
+    case IT_RESUME:
+        if (live)
+            tao__conn_resume_worker(c);
+        break;
+    case IT_TIMER_ARM:
+        tao__timer_arm_local(loop, it->u.timer);
+        break;
+    case IT_TIMER_CANCEL:
+        tao__timer_cancel_local(loop, it->u.timer);
+        break;
+    case IT_BROADCAST:
+        tao__broadcast_local(loop, it->u.bcast);
+        break;
+    default:
+        break;
+    }
+    tao__item_free(it);
+}
+
+static void drain_inbox(tao__loop_t *loop)
+{
+    pthread_mutex_lock(&loop->inbox_lock);
+    tao__queue_t q = loop->inbox;
+    loop->inbox.head = loop->inbox.tail = NULL;
+    pthread_mutex_unlock(&loop->inbox_lock);
+    for (tao__item_t *it = q.head, *next; it; it = next) {
+        next = it->next;
+        run_item(loop, it);
+    }
+}
+
+static bool inbox_empty(tao__loop_t *loop)
+{
+    pthread_mutex_lock(&loop->inbox_lock);
+    bool empty = loop->inbox.head == NULL;
+    pthread_mutex_unlock(&loop->inbox_lock);
+    return empty;
+}
+
+static void flush_workers(tao__loop_t *loop)
+{
+    for (unsigned i = 0; loop->to_worker && i < loop->rt->nworkers; i++)
+        if (loop->to_worker[i].head)
+            tao__post_worker(&loop->rt->workers[i], &loop->to_worker[i]);
+}
+
 static void after_batch(tao__loop_t *loop)
 {
     loop->now = tao__now_ms();
+    drain_inbox(loop);
     tao__wheel_advance(&loop->wheel, loop->now);
 
     while (loop->nobufs) {
@@ -271,7 +370,7 @@ static void after_batch(tao__loop_t *loop)
         c->flags &= ~(uint32_t)C_NOBUFS;
         if (c->flags & C_DEAD) {
             if (!(c->flags & C_DIRTY))
-                tao__conn_free(c);
+                tao__conn_unref(c);
         } else {
             tao__conn_progress(c);
         }
@@ -283,21 +382,22 @@ static void after_batch(tao__loop_t *loop)
         c->flags &= ~(uint32_t)C_DIRTY;
         if (c->flags & C_DEAD) {
             if (!(c->flags & C_NOBUFS))
-                tao__conn_free(c);
+                tao__conn_unref(c);
         } else {
             tao__conn_flush(c);
         }
     }
-    if (!loop->stopping && atomic_load(&loop->srv->stop_requested))
+    flush_workers(loop);
+    if (!loop->stopping && atomic_load(&loop->rt->stop_requested))
         begin_stop(loop);
     timer_arm(loop);
 }
 
 static void pin(tao__loop_t *loop)
 {
-    tao_server_t *srv = loop->srv;
+    tao__runtime_t *rt = loop->rt;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (srv->cfg.no_pin || cpus <= 0 || srv->nloops != (unsigned)cpus)
+    if (rt->no_pin || cpus <= 0 || rt->nloops != (unsigned)cpus)
         return;
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -307,12 +407,12 @@ static void pin(tao__loop_t *loop)
 
 static void report_ready(tao__loop_t *loop, int rc)
 {
-    tao_server_t *srv = loop->srv;
-    pthread_mutex_lock(&srv->lock);
+    tao__runtime_t *rt = loop->rt;
+    pthread_mutex_lock(&rt->lock);
     loop->setup_err = rc;
     loop->ring_ready = true;
-    pthread_cond_broadcast(&srv->cond);
-    pthread_mutex_unlock(&srv->lock);
+    pthread_cond_broadcast(&rt->cond);
+    pthread_mutex_unlock(&rt->lock);
 }
 
 static void teardown(tao__loop_t *loop)
@@ -331,6 +431,7 @@ void *tao__loop_main(void *arg)
 {
     tao__loop_t *loop = arg;
 
+    tao__tls_loop = loop;
     pin(loop);
     /* Created on this thread: SINGLE_ISSUER and DEFER_TASKRUN tie the ring
      * to the thread that submits. */
@@ -352,7 +453,14 @@ void *tao__loop_main(void *arg)
     while (!(loop->stopping && loop->nconns == 0 && !loop->accept_armed)) {
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
-        io_uring_submit_and_wait(&loop->ring, 1);
+        /* Announce the sleep, then look at the inbox once more: a poster
+         * either sees the flag and wakes us, or we see its item. */
+        atomic_store(&loop->sleeping, true);
+        if (inbox_empty(loop))
+            io_uring_submit_and_wait(&loop->ring, 1);
+        else
+            io_uring_submit(&loop->ring);
+        atomic_store(&loop->sleeping, false);
         io_uring_for_each_cqe(&loop->ring, head, cqe)
         {
             dispatch(loop, cqe);
@@ -361,6 +469,9 @@ void *tao__loop_main(void *arg)
         io_uring_cq_advance(&loop->ring, n);
         after_batch(loop);
     }
+    tao__loop_timers_free(loop);
+    flush_workers(loop);
     teardown(loop);
+    tao__tls_loop = NULL;
     return NULL;
 }

@@ -14,19 +14,19 @@
 
 #define CHUNK_MIN 4096
 
-static size_t chunk_bytes(const tao__chunk_t *k)
+size_t tao__chunk_bytes(const tao__chunk_t *k)
 {
     return k->len + k->ext_len + k->post_len;
 }
 
-static void chunk_free(tao__chunk_t *k)
+void tao__chunk_free(tao__chunk_t *k)
 {
     if (k->free_fn)
         k->free_fn(k->ext, k->free_user);
     free(k);
 }
 
-static void append(tao__outq_t *q, tao__chunk_t *k)
+void tao__outq_append(tao__outq_t *q, tao__chunk_t *k)
 {
     k->next = NULL;
     if (q->tail)
@@ -34,8 +34,31 @@ static void append(tao__outq_t *q, tao__chunk_t *k)
     else
         q->head = k;
     q->tail = k;
+    q->bytes += tao__chunk_bytes(k);
 }
 
+static tao__chunk_t *chunk_new(size_t cap)
+{
+    tao__chunk_t *k = malloc(sizeof *k + cap);
+    if (!k)
+        return NULL;
+    memset(k, 0, sizeof *k);
+    k->cap = (uint32_t)cap;
+    return k;
+}
+
+static void put_frame(tao__chunk_t *k, const tao_frame_hdr_t *h, const void *payload, size_t len)
+{
+    uint8_t *p = k->data + k->len;
+    memcpy(p, h->pre, h->pre_len);
+    if (len)
+        memcpy(p + h->pre_len, payload, len);
+    memcpy(p + h->pre_len + len, h->post, h->post_len);
+    k->len += (uint32_t)(h->pre_len + len + h->post_len);
+}
+
+/* Copy a frame into the queue, packed behind the previous one when the tail
+ * chunk has room. */
 int tao__outq_push_copy(tao__outq_t *q, const tao_frame_hdr_t *h, const void *payload, size_t len)
 {
     size_t total = h->pre_len + len + h->post_len;
@@ -43,43 +66,46 @@ int tao__outq_push_copy(tao__outq_t *q, const tao_frame_hdr_t *h, const void *pa
 
     if (total > UINT32_MAX - CHUNK_MIN)
         return -EMSGSIZE;
-    if (!k || k->ext || k->cap - k->len < total) {
-        size_t cap = total < CHUNK_MIN - sizeof *k ? CHUNK_MIN - sizeof *k : total;
-        k = malloc(sizeof *k + cap);
-        if (!k)
-            return -ENOMEM;
-        memset(k, 0, sizeof *k);
-        k->cap = (uint32_t)cap;
-        append(q, k);
+    if (k && !k->ext && k->cap - k->len >= total) {
+        put_frame(k, h, payload, len);
+        q->bytes += total;
+        return 0;
     }
-    uint8_t *p = k->data + k->len;
-    memcpy(p, h->pre, h->pre_len);
-    if (len)
-        memcpy(p + h->pre_len, payload, len);
-    memcpy(p + h->pre_len + len, h->post, h->post_len);
-    k->len += (uint32_t)total;
-    q->bytes += total;
+    k = chunk_new(total < CHUNK_MIN - sizeof *k ? CHUNK_MIN - sizeof *k : total);
+    if (!k)
+        return -ENOMEM;
+    put_frame(k, h, payload, len);
+    tao__outq_append(q, k);
     return 0;
 }
 
-int tao__outq_push_owned(tao__outq_t *q, const tao_frame_hdr_t *h, void *payload, size_t len,
-                         tao_payload_free_fn free_fn, void *user)
+/* A chunk holding one copied frame, for a send from another thread. */
+tao__chunk_t *tao__chunk_copy(const tao_frame_hdr_t *h, const void *payload, size_t len)
 {
-    tao__chunk_t *k = malloc(sizeof *k + h->pre_len);
+    size_t total = h->pre_len + len + h->post_len;
+    if (total > UINT32_MAX)
+        return NULL;
+    tao__chunk_t *k = chunk_new(total);
+    if (k)
+        put_frame(k, h, payload, len);
+    return k;
+}
+
+tao__chunk_t *tao__chunk_owned(const tao_frame_hdr_t *h, void *payload, size_t len,
+                               tao_payload_free_fn free_fn, void *user)
+{
+    tao__chunk_t *k = chunk_new(h->pre_len);
     if (!k)
-        return -ENOMEM;
-    memset(k, 0, sizeof *k);
+        return NULL;
     memcpy(k->data, h->pre, h->pre_len);
-    k->len = k->cap = h->pre_len;
+    k->len = h->pre_len;
     k->ext = payload;
     k->ext_len = len;
     k->free_fn = free_fn;
     k->free_user = user;
     memcpy(k->post, h->post, h->post_len);
     k->post_len = h->post_len;
-    append(q, k);
-    q->bytes += chunk_bytes(k);
-    return 0;
+    return k;
 }
 
 void tao__outq_clear(tao__outq_t *q)
@@ -87,7 +113,7 @@ void tao__outq_clear(tao__outq_t *q)
     while (q->head) {
         tao__chunk_t *k = q->head;
         q->head = k->next;
-        chunk_free(k);
+        tao__chunk_free(k);
     }
     q->tail = NULL;
     q->bytes = 0;
@@ -99,11 +125,11 @@ static void advance(tao__outq_t *q, size_t n)
 {
     q->bytes -= n;
     n += q->head_off;
-    while (q->head && n >= chunk_bytes(q->head)) {
+    while (q->head && n >= tao__chunk_bytes(q->head)) {
         tao__chunk_t *k = q->head;
-        n -= chunk_bytes(k);
+        n -= tao__chunk_bytes(k);
         q->head = k->next;
-        chunk_free(k);
+        tao__chunk_free(k);
     }
     if (!q->head)
         q->tail = NULL;
@@ -179,12 +205,12 @@ void tao__conn_flush(tao_conn_t *c)
     tao__sqe_op(sqe, &c->send_op);
     c->sending = ctx;
     c->flags |= C_SEND_INFLIGHT;
+    tao__conn_touch_tx(c);
 }
 
 void tao__send_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
 {
     tao_conn_t *c = container_of(op, tao_conn_t, send_op);
-    const tao_server_t *srv = loop->srv;
     size_t before = c->out.bytes;
 
     ctx_put(loop, c->sending);
@@ -202,65 +228,124 @@ void tao__send_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
     if (c->flags & C_ABORT)
         tao__outq_clear(&c->out);
     STAT_ADD(loop, queued, -(int64_t)(before - c->out.bytes));
+    atomic_fetch_sub(&c->queued, before - c->out.bytes);
 
     tao__conn_flush(c);
-    if (c->out.bytes < srv->cfg.out_low)
+    if (atomic_load(&c->queued) < c->ep->out_low)
         tao__conn_drained(c);
     tao__conn_progress(c);
 }
 
 /* ---- the public send calls ------------------------------------------------ */
 
-static int send_check(tao_conn_t *c, int32_t type, size_t len, tao_frame_hdr_t *h)
+/* A chunk built on another thread reaches the loop. */
+void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k)
 {
-    tao__loop_t *loop = c->loop;
-    const tao_server_t *srv = loop->srv;
-
-    if (c->flags & C_CLOSING)
-        return -ESHUTDOWN;
-    if (c->out.bytes >= srv->cfg.out_high) {
-        c->flags |= C_WANT_WRITABLE;
-        STAT_ADD(loop, send_rejected, 1);
-        return -EAGAIN;
-    }
-    return srv->codec.encode(&srv->codec, type, len, h);
-}
-
-static void sent(tao_conn_t *c, size_t before)
-{
+    tao__outq_append(&c->out, k);
     STAT_ADD(c->loop, frames_out, 1);
-    STAT_ADD(c->loop, queued, c->out.bytes - before);
+    STAT_ADD(c->loop, queued, tao__chunk_bytes(k));
     tao__conn_mark_dirty(c);
-    if (c->out.bytes >= c->loop->srv->cfg.out_high)
+    if (atomic_load(&c->queued) >= c->ep->out_high)
         tao__conn_pause(c);
 }
 
-TAO_API int tao_conn_send(tao_conn_t *c, int32_t type, const void *payload, size_t len)
+/* Reading pauses at the high watermark; sends are refused only past twice
+ * that plus one largest frame, which leaves room for the replies to frames
+ * already received (with workers, up to a high watermark of them may be
+ * waiting to be handled when reading pauses). */
+static size_t send_limit(const tao__endpoint_t *ep)
+{
+    return 2 * ep->out_high + ep->codec.max_payload;
+}
+
+static int send_check(tao_conn_t *c, int32_t type, size_t len, tao_frame_hdr_t *h)
+{
+    tao__endpoint_t *ep = c->ep;
+
+    if (atomic_load(&c->closing))
+        return -ESHUTDOWN;
+    if (atomic_load(&c->queued) >= send_limit(ep)) {
+        atomic_store(&c->want_writable, true);
+        /* Re-check: the queue may have drained past the low watermark
+         * before the flag was up, and then nobody would call on_writable. */
+        if (atomic_load(&c->queued) >= send_limit(ep)) {
+            atomic_fetch_add(&ep->send_rejected, 1);
+            return -EAGAIN;
+        }
+    }
+    return ep->codec.encode(&ep->codec, type, len, h);
+}
+
+int tao__conn_send_local(tao_conn_t *c, int32_t type, const void *payload, size_t len)
 {
     tao_frame_hdr_t h;
     size_t before = c->out.bytes;
     int rc = send_check(c, type, len, &h);
+    if (rc == 0 && (c->flags & C_CLOSING))
+        rc = -ESHUTDOWN;
     if (rc == 0)
         rc = tao__outq_push_copy(&c->out, &h, payload, len);
-    if (rc == 0)
-        sent(c, before);
-    return rc;
+    if (rc < 0)
+        return rc;
+    atomic_fetch_add(&c->queued, c->out.bytes - before);
+    STAT_ADD(c->loop, frames_out, 1);
+    STAT_ADD(c->loop, queued, c->out.bytes - before);
+    tao__conn_mark_dirty(c);
+    if (atomic_load(&c->queued) >= c->ep->out_high)
+        tao__conn_pause(c);
+    return 0;
+}
+
+/* From a worker or any other thread: the chunk travels to the loop in an
+ * item, behind everything this thread sent to the connection before. */
+static int send_remote(tao_conn_t *c, tao__chunk_t *k)
+{
+    if (!k)
+        return -ENOMEM;
+    tao__item_t *it = tao__item_new(IT_SEND, c, 0);
+    if (!it) {
+        k->free_fn = NULL; /* on failure the caller keeps its payload */
+        tao__chunk_free(k);
+        return -ENOMEM;
+    }
+    it->u.chunk = k;
+    atomic_fetch_add(&c->queued, tao__chunk_bytes(k));
+    tao__post(c->loop, it);
+    return 0;
+}
+
+TAO_API int tao_conn_send(tao_conn_t *c, int32_t type, const void *payload, size_t len)
+{
+    if (tao__tls_loop == c->loop)
+        return tao__conn_send_local(c, type, payload, len);
+    tao_frame_hdr_t h;
+    int rc = send_check(c, type, len, &h);
+    return rc < 0 ? rc : send_remote(c, tao__chunk_copy(&h, payload, len));
 }
 
 TAO_API int tao_conn_send_owned(tao_conn_t *c, int32_t type, void *payload, size_t len,
                                 tao_payload_free_fn free_fn, void *user)
 {
     tao_frame_hdr_t h;
-    size_t before = c->out.bytes;
     int rc = send_check(c, type, len, &h);
-    if (rc == 0)
-        rc = tao__outq_push_owned(&c->out, &h, payload, len, free_fn, user);
-    if (rc == 0)
-        sent(c, before);
-    return rc;
+    if (rc < 0)
+        return rc;
+    tao__chunk_t *k = tao__chunk_owned(&h, payload, len, free_fn, user);
+    if (tao__tls_loop != c->loop)
+        return send_remote(c, k);
+    if (!k)
+        return -ENOMEM;
+    if (c->flags & C_CLOSING) {
+        k->free_fn = NULL;
+        tao__chunk_free(k);
+        return -ESHUTDOWN;
+    }
+    atomic_fetch_add(&c->queued, tao__chunk_bytes(k));
+    tao__conn_queue_chunk(c, k);
+    return 0;
 }
 
 TAO_API size_t tao_conn_queued(const tao_conn_t *c)
 {
-    return c->out.bytes;
+    return atomic_load(&c->queued);
 }

@@ -2,9 +2,9 @@
  *
  * A tao_conn_t is created by Tao-C when a connection is accepted and stays
  * valid until its on_close callback returns; after that the pointer must not
- * be used (keep tao_conn_id() instead). Every function here must be called
- * from the thread that runs the connection's callbacks (its I/O loop when
- * handlers run inline), unless it says otherwise. */
+ * be used (keep tao_conn_id() instead); a thread other than the one running
+ * the connection's callbacks must hold no tao_conn_t pointer past that
+ * (use tao_server_unicast with the id). */
 #ifndef TAO_CONN_H
 #define TAO_CONN_H
 
@@ -38,10 +38,17 @@ TAO_API void *tao_conn_data(const tao_conn_t *conn);
 TAO_API void tao_conn_set_data(tao_conn_t *conn, void *data);
 
 /* Queue one message: the codec's header, then len bytes copied from payload.
- * Returns 0; -EAGAIN when the connection's output queue is at or above its
- * high watermark (nothing is queued: wait for on_writable); -EMSGSIZE when
+ * Any thread. Returns 0; -EAGAIN when the connection's output queue is full
+ * (nothing is queued: on_writable follows once it drains); -EMSGSIZE when
  * len is above the codec's maximum; -ESHUTDOWN when the connection is
- * closing; -ENOMEM. Messages reach the peer in the order they were sent. */
+ * closing; -ENOMEM. Messages from one thread reach the peer in the order
+ * they were sent.
+ *
+ * Back-pressure: once the queue passes the server's high watermark, Tao-C
+ * stops reading the connection until it falls below the low watermark.
+ * Sends are refused only past twice the high watermark plus one largest
+ * frame, which leaves room for the replies to frames already received, so
+ * a handler answering each request once never sees -EAGAIN. */
 TAO_API int tao_conn_send(tao_conn_t *conn, int32_t type, const void *payload, size_t len);
 
 /* As tao_conn_send, without copying: Tao-C takes payload and calls
@@ -51,12 +58,12 @@ TAO_API int tao_conn_send_owned(tao_conn_t *conn, int32_t type, void *payload, s
                                 tao_payload_free_fn free_fn, void *user);
 
 /* Graceful close: stop reading, write every queued message, then send FIN.
- * on_close follows once the socket is closed. Safe from any callback of
- * this connection; calling it again (or after abort) does nothing. */
+ * on_close follows once the socket is closed. Any thread, and any callback;
+ * calling it again (or after abort) does nothing. */
 TAO_API void tao_conn_close(tao_conn_t *conn);
 
 /* Abort: drop queued output and reset the connection (RST). on_close
- * follows. Safe from any callback of this connection. */
+ * follows. Any thread, and any callback. */
 TAO_API void tao_conn_abort(tao_conn_t *conn);
 
 /* Bytes queued for output and not yet written to the socket. */

@@ -30,6 +30,8 @@ extern "C" {
 /* workers: run handlers on the I/O loop itself (no thread hop; handlers
  * must not block). */
 #define TAO_WORKERS_INLINE (-1)
+/* The most worker threads a server may have. */
+#define TAO_WORKERS_MAX 1024
 
 /* Called once a connection is accepted, before any of its messages are
  * handled. Return 0 to keep it, or a negative value to refuse it (it is
@@ -46,13 +48,20 @@ typedef void (*tao_error_cb)(tao_server_t *srv, tao_conn_t *conn, int err, const
  * -EAGAIN: sending works again. */
 typedef void (*tao_writable_cb)(tao_conn_t *conn);
 
-/* Zero means default for every field. Callbacks run on the connection's I/O
- * loop thread. */
+/* Zero means default for every field.
+ *
+ * Where callbacks run: with workers (the default), handlers, on_message,
+ * connection timers and on_close run on the connection's worker thread, in
+ * order, one at a time; with TAO_WORKERS_INLINE they run on its I/O loop.
+ * on_connect, on_error and on_writable run on the I/O loop and must not
+ * block (on_error for an unmarshal failure runs where the handler would). */
 typedef struct tao_server_config {
     const char *listen;       /* "HOST:PORT", "[v6]:PORT"; NULL = "127.0.0.1:12345";
                                  port 0 picks a free port (see tao_server_port) */
     unsigned loops;           /* I/O loops; 0 = online CPUs */
-    int workers;              /* 0 or TAO_WORKERS_INLINE: handlers run inline */
+    int workers;              /* worker threads for handlers; 0 = one per CPU
+                                 (at least 2); TAO_WORKERS_INLINE: none, run
+                                 handlers on the I/O loop */
     const tao_codec_t *codec; /* copied; NULL = TLV with max_frame */
     size_t max_frame;         /* TLV max payload; 0 = 8 MiB */
     unsigned max_conns;       /* across all loops; 0 = 10,000 */
@@ -61,6 +70,13 @@ typedef struct tao_server_config {
     unsigned buf_count;       /* receive buffers per loop, power of two; 0 = 512 */
     unsigned buf_size;        /* bytes per receive buffer; 0 = 16 KiB */
     unsigned backlog;         /* listen backlog; 0 = 4096 */
+    unsigned idle_timeout_ms; /* close a connection silent this long, with
+                                 on_error(-ETIMEDOUT); 0 = never */
+    unsigned read_timeout_ms; /* close a connection whose started frame does
+                                 not finish within this (slowloris); 0 = never */
+    unsigned heartbeat_ms;    /* send Go Tao's heartbeat (type 0, LE int64 ns
+                                 timestamp) after this long without sending;
+                                 0 = never */
     bool no_pin;              /* do not pin loops to CPUs (they are pinned
                                  when there is one loop per CPU) */
     tao_connect_cb on_connect;
@@ -82,10 +98,14 @@ typedef struct tao_stats {
     uint64_t unknown_types; /* frames with no route, skipped */
     uint64_t decode_errors; /* oversized or malformed frames */
     uint64_t unmarshal_errors;
-    uint64_t send_rejected;   /* sends refused with -EAGAIN */
-    uint64_t accept_backoffs; /* EMFILE/ENFILE pauses */
-    uint64_t enobufs;         /* receive re-arms after the buffer ring ran dry */
-    uint64_t queued_bytes;    /* output bytes queued now */
+    uint64_t send_rejected;     /* sends refused with -EAGAIN */
+    uint64_t accept_backoffs;   /* EMFILE/ENFILE pauses */
+    uint64_t enobufs;           /* receive re-arms after the buffer ring ran dry */
+    uint64_t queued_bytes;      /* output bytes queued now */
+    uint64_t timeouts;          /* idle and read timeouts */
+    uint64_t worker_queue;      /* items waiting for workers now */
+    uint64_t broadcast_skipped; /* connections a broadcast could not reach */
+    uint64_t timers_armed;      /* user timers pending now */
 } tao_stats_t;
 
 /* Returns 0 and a server, or -EINVAL for a bad config (an unparsable listen
@@ -131,6 +151,21 @@ TAO_API size_t tao_server_conn_count(const tao_server_t *srv);
 
 /* Fill *st with the sum of every loop's counters. Any thread. */
 TAO_API void tao_server_stats(const tao_server_t *srv, tao_stats_t *st);
+
+/* Send a message to every connection of the server. Each connection gets
+ * its own copy in order with its other messages; a connection that is full
+ * (-EAGAIN) or closing is skipped and counted (stats.broadcast_skipped),
+ * and the others still get it. Returns 0 once queued, -EMSGSIZE, -ENOMEM,
+ * -ESHUTDOWN when the server is not running. Any thread. */
+TAO_API int tao_server_broadcast(tao_server_t *srv, int32_t type, const void *payload, size_t len);
+
+/* Send to the connection with this id. Returns as tao_conn_send, or -ENOENT
+ * when no such connection is open. Any thread. */
+TAO_API int tao_server_unicast(tao_server_t *srv, uint64_t id, int32_t type, const void *payload,
+                               size_t len);
+
+/* True when a connection with this id is open. Any thread. */
+TAO_API bool tao_server_has_conn(tao_server_t *srv, uint64_t id);
 
 #ifdef __cplusplus
 }
