@@ -320,6 +320,7 @@ static void run_item(tao__loop_t *loop, tao__item_t *it)
         break;
     case IT_TIMER_CANCEL:
         tao__timer_cancel_local(loop, it->u.timer);
+        tao__timer_unref(it->u.timer); /* the reference cancel took */
         break;
     case IT_BROADCAST:
         tao__broadcast_local(loop, it->u.bcast);

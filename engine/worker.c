@@ -42,6 +42,7 @@ static void run_item(tao__worker_t *w, tao__item_t *it)
         break;
     case IT_TIMER:
         tao__timer_run(it->u.timer);
+        tao__timer_unref(it->u.timer); /* the item's reference */
         break;
     case IT_FENCE: {
         /* Every frame received before the close has been handled and its
