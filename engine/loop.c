@@ -462,6 +462,10 @@ void *tao__loop_main(void *arg)
         else
             io_uring_submit(&loop->ring);
         atomic_store(&loop->sleeping, false);
+        /* The completions below stamp connections with loop->now (last
+         * receive, start of a partial frame): it must be the time they
+         * came, not the time the loop went to sleep. */
+        loop->now = tao__now_ms();
         io_uring_for_each_cqe(&loop->ring, head, cqe)
         {
             dispatch(loop, cqe);
