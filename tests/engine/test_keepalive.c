@@ -1,0 +1,337 @@
+/* Tests for the idle, read and heartbeat timeouts of engine/conn.c, over
+ * 127.0.0.1 with the server in this process.
+ *
+ *   - idle_timeout_ms: a silent client is closed (FIN) no sooner than the
+ *     timeout, with on_error(-ETIMEDOUT) and stats.timeouts; a client that
+ *     keeps talking stays open;
+ *   - read_timeout_ms: a client that starts a frame and stops is closed no
+ *     sooner than the timeout; one that sends whole frames with long pauses
+ *     between them (or a frame in two parts, quickly) stays open;
+ *   - heartbeat_ms: a silent client receives Go Tao heartbeats (type 0, an
+ *     LE int64 of CLOCK_REALTIME in ns); answering them keeps a connection
+ *     open under an idle timeout, while a silent one is still closed.
+ *
+ * Several cases first let the server sit idle for a while, so that its
+ * loops are asleep when the client's bytes arrive: the timeouts must count
+ * from when the bytes came, not from when the loop last woke up. */
+#include "util/t_util.h"
+#include "util/t_net.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T_ECHO 1
+
+static atomic_int timeouts_seen, other_errors;
+
+static void on_echo(tao_conn_t *c, const tao_msg_t *m)
+{
+    tao_conn_send(c, m->type, m->payload, m->len);
+}
+
+static void on_error(tao_server_t *srv, tao_conn_t *c, int err, const char *what)
+{
+    if (c && err == -ETIMEDOUT)
+        atomic_fetch_add(&timeouts_seen, 1);
+    else
+        atomic_fetch_add(&other_errors, 1);
+}
+
+static tao_server_t *start(unsigned idle_ms, unsigned read_ms, unsigned heartbeat_ms)
+{
+    atomic_store(&timeouts_seen, 0);
+    atomic_store(&other_errors, 0);
+    tao_server_config_t cfg = {
+        .idle_timeout_ms = idle_ms,
+        .read_timeout_ms = read_ms,
+        .heartbeat_ms = heartbeat_ms,
+        .on_error = on_error,
+    };
+    tao_server_t *srv = t_server_create(&cfg);
+    assert_int_equal(tao_server_handle(srv, T_ECHO, on_echo, NULL, NULL), 0);
+    assert_int_equal(tao_server_start(srv), 0);
+    return srv;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    usleep(ms * 1000u);
+}
+
+static void stop(tao_server_t *srv)
+{
+    tao_server_destroy(srv);
+    assert_int_equal(atomic_load(&other_errors), 0);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Read frames until one of type want arrives; heartbeats before it are
+ * skipped. */
+static void expect(int fd, int32_t want, const void *payload, size_t len)
+{
+    for (;;) {
+        int32_t t;
+        uint8_t *p;
+        size_t l;
+        assert_int_equal(t_read_frame(fd, &t, &p, &l, 5000), 0);
+        if (t == TAO_MSG_HEARTBEAT && want != TAO_MSG_HEARTBEAT) {
+            free(p);
+            continue;
+        }
+        assert_int_equal(t, want);
+        assert_int_equal(l, len);
+        assert_memory_equal(p, payload, len);
+        free(p);
+        return;
+    }
+}
+
+/* The peer is still there: nothing closed it, and it answers. */
+static void expect_open(int fd)
+{
+    t_send_frame(fd, T_ECHO, "still?", 6);
+    expect(fd, T_ECHO, "still?", 6);
+}
+
+/* Wait for a FIN; returns the ms from since until it came. */
+static uint64_t closed_after(int fd, uint64_t since)
+{
+    assert_int_equal(t_wait_closed(fd, 5000, NULL), 1);
+    return t_now_ms() - since;
+}
+
+/* ---- idle timeout ------------------------------------------------------------- */
+
+static void idle_silent_closed(void **state)
+{
+    tao_server_t *srv = start(100, 0, 0);
+    /* The loops fall asleep: nothing is due on them. */
+    sleep_ms(300);
+    uint64_t t0 = t_now_ms();
+    int fd = t_connect(tao_server_port(srv));
+    uint64_t dt = closed_after(fd, t0);
+    print_message("silent client closed after %llu ms\n", (unsigned long long)dt);
+    assert_true(dt >= 100);
+    assert_true(dt < 3000);
+    assert_int_equal(atomic_load(&timeouts_seen), 1);
+    tao_stats_t st;
+    tao_server_stats(srv, &st);
+    assert_true(st.timeouts >= 1);
+    close(fd);
+    stop(srv);
+}
+
+static void idle_talker_stays(void **state)
+{
+    tao_server_t *srv = start(100, 0, 0);
+    int fd = t_connect(tao_server_port(srv));
+    uint64_t end = t_now_ms() + 400;
+    while (t_now_ms() < end) {
+        t_send_frame(fd, T_ECHO, "ping", 4);
+        expect(fd, T_ECHO, "ping", 4);
+        sleep_ms(30);
+    }
+    expect_open(fd);
+    assert_int_equal(atomic_load(&timeouts_seen), 0);
+    close(fd);
+    stop(srv);
+}
+
+/* Each frame restarts the idle clock from when it arrived, even when the
+ * loop had been asleep since the previous one: 120 ms apart under a 200 ms
+ * idle timeout is never idle for long enough. */
+static void idle_counts_from_last_frame(void **state)
+{
+    tao_server_t *srv = start(200, 0, 0);
+    int fd = t_connect(tao_server_port(srv));
+    uint64_t sent = 0;
+    for (int i = 0; i < 6; i++) {
+        sleep_ms(120);
+        sent = t_now_ms();
+        t_send_frame(fd, T_ECHO, "tick", 4);
+        expect(fd, T_ECHO, "tick", 4);
+    }
+    assert_int_equal(atomic_load(&timeouts_seen), 0);
+    /* Then silence: closed 200 ms after the last frame, not sooner. */
+    assert_true(closed_after(fd, sent) >= 200);
+    assert_int_equal(atomic_load(&timeouts_seen), 1);
+    close(fd);
+    stop(srv);
+}
+
+/* ---- read timeout -------------------------------------------------------------- */
+
+static void read_half_header_closed(void **state)
+{
+    tao_server_t *srv = start(0, 100, 0);
+    int fd = t_connect(tao_server_port(srv));
+    expect_open(fd);
+    /* Idle connections are fine without an idle timeout. */
+    sleep_ms(300);
+    expect_open(fd);
+    sleep_ms(300);
+    uint8_t frame[12];
+    t_tlv(frame, T_ECHO, "abcd", 4);
+    uint64_t t0 = t_now_ms();
+    t_write_all(fd, frame, 4);
+    uint64_t dt = closed_after(fd, t0);
+    print_message("half header: closed after %llu ms\n", (unsigned long long)dt);
+    assert_true(dt >= 100);
+    assert_true(dt < 3000);
+    assert_int_equal(atomic_load(&timeouts_seen), 1);
+    tao_stats_t st;
+    tao_server_stats(srv, &st);
+    assert_true(st.timeouts >= 1);
+    close(fd);
+    stop(srv);
+}
+
+static void read_slow_whole_frames_stay(void **state)
+{
+    tao_server_t *srv = start(0, 100, 0);
+    int fd = t_connect(tao_server_port(srv));
+    uint8_t frame[8 + 10];
+    size_t n = t_tlv(frame, T_ECHO, "0123456789", 10);
+    for (int i = 0; i < 4; i++) {
+        sleep_ms(150);
+        t_write_all(fd, frame, n);
+        expect(fd, T_ECHO, "0123456789", 10);
+    }
+    /* After a long pause, a frame in two parts 30 ms apart: its read
+     * timeout starts with its first byte, not with the previous frame. */
+    for (int i = 0; i < 3; i++) {
+        sleep_ms(150);
+        t_write_all(fd, frame, 6);
+        sleep_ms(30);
+        t_write_all(fd, frame + 6, n - 6);
+        expect(fd, T_ECHO, "0123456789", 10);
+    }
+    expect_open(fd);
+    assert_int_equal(atomic_load(&timeouts_seen), 0);
+    close(fd);
+    stop(srv);
+}
+
+/* ---- heartbeats ------------------------------------------------------------------ */
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void check_heartbeat(const uint8_t *p, size_t len)
+{
+    assert_int_equal(len, TAO_HEARTBEAT_LEN);
+    int64_t ts = (int64_t)get64(p), now = realtime_ns();
+    int64_t diff = ts > now ? ts - now : now - ts;
+    if (diff > 5 * (int64_t)1000000000)
+        fail_msg("heartbeat timestamp %lld is %lld ms from now", (long long)ts,
+                 (long long)(diff / 1000000));
+}
+
+static void heartbeats_to_silent_client(void **state)
+{
+    tao_server_t *srv = start(0, 0, 50);
+    sleep_ms(200);
+    uint64_t t0 = t_now_ms();
+    int fd = t_connect(tao_server_port(srv));
+    for (int k = 1; k <= 5; k++) {
+        int32_t t;
+        uint8_t *p;
+        size_t l;
+        assert_int_equal(t_read_frame(fd, &t, &p, &l, 5000), 0);
+        uint64_t dt = t_now_ms() - t0;
+        assert_int_equal(t, TAO_MSG_HEARTBEAT);
+        check_heartbeat(p, l);
+        free(p);
+        /* Each one follows 50 ms without sending. */
+        if (dt < (uint64_t)k * 50)
+            fail_msg("heartbeat %d after %llu ms", k, (unsigned long long)dt);
+    }
+    expect_open(fd);
+    close(fd);
+    stop(srv);
+}
+
+/* A client answering every heartbeat with one stays open for 1 s under a
+ * 300 ms idle timeout; a silent one beside it is closed by that timeout,
+ * heartbeats notwithstanding. */
+static void heartbeat_answers_keep_alive(void **state)
+{
+    tao_server_t *srv = start(300, 0, 50);
+    uint64_t t0 = t_now_ms();
+    int silent = t_connect(tao_server_port(srv));
+    int talker = t_connect(tao_server_port(srv));
+    uint64_t silent_closed = 0;
+    int answered = 0;
+    uint8_t rx[4096];
+    size_t rx_len = 0;
+
+    while (t_now_ms() - t0 < 1000) {
+        struct pollfd pfd[2] = {{.fd = talker, .events = POLLIN},
+                                {.fd = silent_closed ? -1 : silent, .events = POLLIN}};
+        assert_true(poll(pfd, 2, 10) >= 0);
+        if (pfd[1].revents) {
+            ssize_t n = recv(silent, rx, sizeof rx, 0); /* heartbeats: dropped */
+            if (n == 0)
+                silent_closed = t_now_ms();
+            assert_true(n >= 0);
+        }
+        if (!pfd[0].revents)
+            continue;
+        ssize_t n = recv(talker, rx + rx_len, sizeof rx - rx_len, 0);
+        assert_true(n > 0); /* neither closed nor reset */
+        rx_len += (size_t)n;
+        while (rx_len >= 8 + TAO_HEARTBEAT_LEN) {
+            assert_memory_equal(rx, "\0\0\0\0\x08\0\0\0", 8);
+            check_heartbeat(rx + 8, TAO_HEARTBEAT_LEN);
+            uint8_t reply[TAO_HEARTBEAT_LEN];
+            tao_heartbeat_encode(realtime_ns(), reply);
+            t_send_frame(talker, TAO_MSG_HEARTBEAT, reply, sizeof reply);
+            answered++;
+            rx_len -= 8 + TAO_HEARTBEAT_LEN;
+            memmove(rx, rx + 8 + TAO_HEARTBEAT_LEN, rx_len);
+        }
+    }
+    print_message("talker answered %d heartbeats; silent closed after %llu ms\n", answered,
+                  (unsigned long long)(silent_closed - t0));
+    assert_true(answered >= 5);
+    assert_true(silent_closed != 0);
+    assert_true(silent_closed - t0 >= 300);
+    expect_open(talker);
+    assert_int_equal(atomic_load(&timeouts_seen), 1);
+    close(talker);
+    close(silent);
+    stop(srv);
+}
+
+int main(void)
+{
+    t_require_io_uring();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(idle_silent_closed),
+        cmocka_unit_test(idle_talker_stays),
+        cmocka_unit_test(idle_counts_from_last_frame),
+        cmocka_unit_test(read_half_header_closed),
+        cmocka_unit_test(read_slow_whole_frames_stay),
+        cmocka_unit_test(heartbeats_to_silent_client),
+        cmocka_unit_test(heartbeat_answers_keep_alive),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
