@@ -28,10 +28,11 @@
 #include <unistd.h>
 
 #define T_ECHO 1
-#define T_CHAT 20 /* broadcast the payload as T_SAID */
-#define T_SAID 21 /* payload: sender index, sequence (LE uint32 each) */
-#define T_NEWS 22 /* from the test thread; payload: sequence, then filler */
-#define T_WORK 30 /* sleep ~1 ms, then echo */
+#define T_CHAT 20  /* broadcast the payload as T_SAID */
+#define T_SAID 21  /* payload: sender index, sequence (LE uint32 each) */
+#define T_NEWS 22  /* from the test thread; payload: sequence, then filler */
+#define T_WORK 30  /* sleep ~1 ms, then echo */
+#define T_FLOOD 31 /* reply with FLOOD_MB frames of 1 MiB */
 
 static atomic_int closes, bcast_errors, handled;
 
@@ -54,6 +55,17 @@ static void on_work(tao_conn_t *c, const tao_msg_t *m)
     atomic_fetch_add(&handled, 1);
 }
 
+#define FLOOD_MB 12 /* under the send limit: 2 x 4 MiB + one 8 MiB frame */
+
+static void on_flood(tao_conn_t *c, const tao_msg_t *m)
+{
+    static uint8_t mb[1u << 20];
+    for (int i = 0; i < FLOOD_MB; i++)
+        if (tao_conn_send(c, T_FLOOD, mb, sizeof mb) != 0)
+            atomic_fetch_add(&bcast_errors, 1);
+    atomic_fetch_add(&handled, 1);
+}
+
 static void on_close(tao_conn_t *c)
 {
     atomic_fetch_add(&closes, 1);
@@ -69,6 +81,7 @@ static tao_server_t *start(tao_server_config_t *cfg)
     assert_int_equal(tao_server_handle(srv, T_ECHO, on_echo, NULL, NULL), 0);
     assert_int_equal(tao_server_handle(srv, T_CHAT, on_chat, NULL, NULL), 0);
     assert_int_equal(tao_server_handle(srv, T_WORK, on_work, NULL, NULL), 0);
+    assert_int_equal(tao_server_handle(srv, T_FLOOD, on_flood, NULL, NULL), 0);
     assert_int_equal(tao_server_start(srv), 0);
     return srv;
 }
@@ -425,6 +438,43 @@ static void stop_with_unread_frames(void **state)
     stop_with_work(false);
 }
 
+/* A peer that never reads holds 12 MiB of replies: the graceful close
+ * cannot finish, so the stop deadline aborts it, not sooner, and the
+ * server still runs on_close and ends. */
+static void stop_deadline_aborts_stuck_peer(void **state)
+{
+    tao_server_config_t cfg = {.workers = 2};
+    tao_server_t *srv = start(&cfg);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)tao_server_port(srv))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 4096;
+    assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int ok = t_connect(tao_server_port(srv)); /* a well-behaved neighbour */
+    t_send_frame(fd, T_FLOOD, NULL, 0);
+    assert_true(T_WAIT(atomic_load(&handled) == 1, 5000));
+    tao_stats_t st;
+    assert_true(T_WAIT((tao_server_stats(srv, &st), st.queued_bytes > (FLOOD_MB - 6) << 20), 5000));
+
+    uint64_t t0 = t_now_ms();
+    tao_server_stop(srv, 300);
+    /* The neighbour's close is graceful (a FIN), before the deadline. */
+    assert_int_equal(t_wait_closed(ok, 5000, NULL), 1);
+    assert_int_equal(tao_server_wait(srv), 0);
+    uint64_t dt = t_now_ms() - t0;
+    print_message("stop with a stuck peer: done after %llu ms\n", (unsigned long long)dt);
+    assert_true(dt >= 300);
+    assert_true(dt < 300 + 3000);
+    assert_int_equal(atomic_load(&closes), 2);
+    assert_int_equal(atomic_load(&bcast_errors), 0);
+    assert_int_not_equal(t_wait_closed(fd, 5000, NULL), 0); /* reset, after some data */
+    close(fd);
+    close(ok);
+    tao_server_destroy(srv);
+}
+
 int main(void)
 {
     t_require_io_uring();
@@ -443,6 +493,7 @@ int main(void)
         cmocka_unit_test(skips_the_stuck_one),
         cmocka_unit_test(stop_with_queued_work),
         cmocka_unit_test(stop_with_unread_frames),
+        cmocka_unit_test(stop_deadline_aborts_stuck_peer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
