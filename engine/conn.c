@@ -282,7 +282,7 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         STAT_ADD(loop, enobufs, 1);
         if (!(c->flags & C_NOBUFS)) {
             c->flags |= C_NOBUFS;
-            c->dirty_next = loop->nobufs;
+            c->nobufs_next = loop->nobufs;
             loop->nobufs = c;
         }
         return;

@@ -210,7 +210,8 @@ struct tao_conn {
     _Atomic size_t queued;     /* any thread: output bytes queued or in transit */
     _Atomic size_t wpending;   /* any thread: bytes handed to the worker, not handled */
     tao_conn_t *next, *prev;   /* loop's connection list */
-    tao_conn_t *dirty_next;    /* loop's flush / re-arm list */
+    tao_conn_t *dirty_next;    /* loop's flush list */
+    tao_conn_t *nobufs_next;   /* loop's re-arm list (apart: a conn can be on both) */
     uint8_t *in;               /* bytes received and not yet decoded */
     uint32_t in_len, in_cap;
     tao__outq_t out;

@@ -366,8 +366,8 @@ static void after_batch(tao__loop_t *loop)
 
     while (loop->nobufs) {
         tao_conn_t *c = loop->nobufs;
-        loop->nobufs = c->dirty_next;
-        c->dirty_next = NULL;
+        loop->nobufs = c->nobufs_next;
+        c->nobufs_next = NULL;
         c->flags &= ~(uint32_t)C_NOBUFS;
         if (c->flags & C_DEAD) {
             if (!(c->flags & C_DIRTY))
