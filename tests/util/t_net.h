@@ -50,4 +50,54 @@ tao_server_t *t_server_create(tao_server_config_t *cfg);
 /* Fill buf with bytes derived from seed (reproducible). */
 void t_fill(uint8_t *buf, size_t len, uint32_t seed);
 
+/* ---- checked echo streams ------------------------------------------------
+ * A client connection that writes numbered TLV frames of one type and checks
+ * the echoes as they come back, in order, byte for byte. Frame seq of stream
+ * idx carries size(idx, seq) bytes made by t_fill(.., t_seed(idx, seq)), so
+ * nothing sent needs to be kept. The socket is non-blocking; the caller
+ * drives it (or lets t_pipeline do it). Failures fail the test. */
+typedef size_t (*t_size_fn)(unsigned idx, uint32_t seq);
+
+typedef struct t_stream {
+    int fd;
+    unsigned idx;
+    int32_t type;
+    uint32_t frames;  /* frames to send in all */
+    uint32_t queued;  /* frames put into tx so far */
+    uint32_t checked; /* echoes read and verified */
+    t_size_fn size;
+    size_t max_payload;
+    uint8_t *tx, *rx, *scratch;
+    size_t tx_len, tx_off, rx_len, tx_cap, rx_cap;
+} t_stream_t;
+
+/* The t_fill seed of frame seq of stream idx. */
+uint32_t t_seed(unsigned idx, uint32_t seq);
+
+/* Take over fd (made non-blocking) for a stream of frames frames; sizes must
+ * not exceed max_payload. */
+void t_stream_init(t_stream_t *s, int fd, unsigned idx, int32_t type, uint32_t frames,
+                   t_size_fn size, size_t max_payload);
+/* Close the socket and free the buffers. */
+void t_stream_deinit(t_stream_t *s);
+
+/* True when bytes are waiting to be written (tx is refilled first). */
+bool t_stream_want_write(t_stream_t *s);
+
+/* Write what the socket takes; returns the bytes written (0: it took none). */
+size_t t_stream_write(t_stream_t *s);
+
+/* Read what is there and check every complete echo; false once the peer has
+ * closed (or reset) the connection. */
+bool t_stream_read(t_stream_t *s);
+
+/* Every echo has been checked. */
+bool t_stream_done(const t_stream_t *s);
+
+/* Connect n streams to 127.0.0.1:port and drive them all from this thread
+ * with poll(), writing and reading at the same time, until every echo has
+ * been checked; fail the test after timeout_ms. Closes the sockets. */
+void t_pipeline(int port, unsigned n, int32_t type, uint32_t frames, t_size_fn size,
+                size_t max_payload, int timeout_ms);
+
 #endif
