@@ -19,4 +19,5 @@ list(APPEND TAO_SOURCES
     engine/runtime.c
     engine/worker.c
     engine/timer.c
+    engine/endpoint.c
 )

@@ -1,7 +1,9 @@
 /* Version, error strings and the process-wide logging hook. */
 #include <errno.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/log.h"
@@ -55,13 +57,27 @@ static tao_log_level_t log_min = TAO_LOG_WARN;
 
 TAO_API void tao_log_set(tao_log_cb cb, void *user, tao_log_level_t min_level)
 {
+    tao__log_enabled(TAO_LOG_OFF); /* read TAO_LOG first, so this call wins */
     log_cb = cb;
     log_user = user;
     log_min = min_level;
 }
 
+/* TAO_LOG=debug|info|warn|error|off in the environment sets the default
+ * level, so a deployed program can be made talkative without a rebuild. */
+static void log_env(void)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error", "off"};
+    const char *v = getenv("TAO_LOG");
+    for (int i = 0; v && i <= TAO_LOG_OFF; i++)
+        if (strcmp(v, names[i]) == 0)
+            log_min = (tao_log_level_t)i;
+}
+
 int tao__log_enabled(tao_log_level_t level)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, log_env);
     return level >= log_min && level < TAO_LOG_OFF;
 }
 

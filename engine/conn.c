@@ -449,9 +449,11 @@ static void progress_graceful(tao_conn_t *c)
     if (c->out.bytes || (c->flags & C_SEND_INFLIGHT))
         return;
     if (!(c->flags & C_SHUT)) {
-        struct io_uring_sqe *sqe = tao__sqe(c->loop);
-        io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
-        io_uring_sqe_set_data64(sqe, 0);
+        /* A plain syscall, not an io_uring op: the kernel runs a shutdown
+         * op on an io-wq thread that looks the descriptor up late, so one
+         * still pending when the close below completes could hit another
+         * socket that reused the number. */
+        shutdown(c->fd, SHUT_WR);
         c->flags |= C_SHUT;
         if (!peer_done)
             tao__wheel_add(&c->loop->wheel, &c->linger, c->loop->now + LINGER_MS, 0);
@@ -579,8 +581,7 @@ void tao__close_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *
     c->prev->next = c->next;
     loop->nconns--;
     STAT_ADD(loop, closed, 1);
-    if (ep->srv)
-        tao__server_conn_removed(ep->srv, c);
+    tao__ep_remove(ep, c);
     if (ep->workers) {
         /* on_close runs on the worker, after every handler of c. */
         tao__item_t *it = tao__item_new(IT_CLOSED, c, 0);

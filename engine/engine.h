@@ -173,6 +173,11 @@ typedef struct tao__endpoint {
     atomic_uint_fast64_t bcast_skipped;
     atomic_uint_fast64_t unmarshal_err;
     atomic_uint_fast64_t send_rejected;
+    atomic_uint nconns;           /* open connections (any thread) */
+    atomic_uint_fast64_t next_id; /* connection ids (any thread) */
+    pthread_mutex_t map_lock;     /* id -> connection, for unicast */
+    tao_conn_t **map;
+    size_t map_mask;
 } tao__endpoint_t;
 
 /* ---- connections --------------------------------------------------------- */
@@ -349,11 +354,6 @@ struct tao_server {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     int port;
-    atomic_uint nconns;           /* any thread */
-    atomic_uint_fast64_t next_id; /* any thread */
-    pthread_mutex_t map_lock;     /* id -> connection, for unicast */
-    tao_conn_t **map;
-    size_t map_mask;
 };
 
 /* engine/addr.c */
@@ -436,9 +436,14 @@ void tao__timer_discard(tao__utimer_t *t);
 int64_t tao__timer_add(tao__runtime_t *rt, tao__loop_t *loop, tao_conn_t *conn, void *owner,
                        uint64_t due, uint64_t period, tao_timer_cb cb, void *arg);
 
-/* engine/server.c */
-void tao__server_conn_added(tao_server_t *srv, tao_conn_t *c);
-void tao__server_conn_removed(tao_server_t *srv, tao_conn_t *c);
+/* engine/endpoint.c */
+int tao__ep_init(tao__endpoint_t *ep, unsigned max_conns);
+void tao__ep_deinit(tao__endpoint_t *ep);
+void tao__ep_add(tao__endpoint_t *ep, tao_conn_t *c);
+void tao__ep_remove(tao__endpoint_t *ep, tao_conn_t *c);
+tao_conn_t *tao__ep_lookup(tao__endpoint_t *ep, uint64_t id);
+int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, const void *payload,
+                      size_t len);
 void tao__broadcast_local(tao__loop_t *loop, tao__bcast_t *b);
 void tao__bcast_unref(tao__bcast_t *b);
 

@@ -88,25 +88,25 @@ static void accepted(tao__loop_t *loop, int fd)
         close(fd);
         return;
     }
-    unsigned prev = atomic_fetch_add(&srv->nconns, 1);
+    unsigned prev = atomic_fetch_add(&srv->ep.nconns, 1);
     if (prev >= srv->cfg.max_conns) {
-        atomic_fetch_sub(&srv->nconns, 1);
+        atomic_fetch_sub(&srv->ep.nconns, 1);
         STAT_ADD(loop, refused, 1);
         tao__log(TAO_LOG_DEBUG, "loop %u: %u connections: refusing one", loop->idx,
                  srv->cfg.max_conns);
         close(fd);
         return;
     }
-    tao_conn_t *c = tao__conn_new(loop, &srv->ep, fd, atomic_fetch_add(&srv->next_id, 1));
+    tao_conn_t *c = tao__conn_new(loop, &srv->ep, fd, atomic_fetch_add(&srv->ep.next_id, 1));
     if (!c) {
         tao__log(TAO_LOG_ERROR, "loop %u: out of memory for a connection", loop->idx);
-        atomic_fetch_sub(&srv->nconns, 1);
+        atomic_fetch_sub(&srv->ep.nconns, 1);
         STAT_ADD(loop, refused, 1);
         close(fd);
         return;
     }
     STAT_ADD(loop, accepted, 1);
-    tao__server_conn_added(srv, c);
+    tao__ep_add(&srv->ep, c);
     tao__conn_start(c);
 }
 

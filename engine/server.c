@@ -75,17 +75,6 @@ static void endpoint_init(tao_server_t *srv)
     ep->on_error = server_error;
 }
 
-static int map_init(tao_server_t *srv)
-{
-    size_t cap = 64;
-    while (cap < 2 * (size_t)srv->cfg.max_conns)
-        cap *= 2;
-    srv->map = calloc(cap, sizeof *srv->map);
-    srv->map_mask = cap - 1;
-    pthread_mutex_init(&srv->map_lock, NULL);
-    return srv->map ? 0 : -ENOMEM;
-}
-
 TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out)
 {
     static const tao_server_config_t zero;
@@ -94,9 +83,7 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
         return -ENOMEM;
     int rc = apply_defaults(srv, cfg ? cfg : &zero);
     if (rc == 0)
-        rc = tao__registry_create(&srv->ep.reg);
-    if (rc == 0)
-        rc = map_init(srv);
+        rc = tao__ep_init(&srv->ep, srv->cfg.max_conns);
     if (rc == 0) {
         unsigned workers = srv->cfg.workers > 0 ? (unsigned)srv->cfg.workers : 0;
         rc = tao__runtime_init(&srv->rt, srv->cfg.loops, workers, srv->cfg.buf_count,
@@ -110,7 +97,6 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
     srv->port =
         (int)ntohs(srv->addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&srv->addr)->sin6_port
                                                    : ((struct sockaddr_in *)&srv->addr)->sin_port);
-    atomic_init(&srv->next_id, 1);
     *out = srv;
     return 0;
 }
@@ -161,10 +147,7 @@ TAO_API void tao_server_destroy(tao_server_t *srv)
     if (!srv)
         return;
     tao__runtime_deinit(&srv->rt);
-    tao__registry_destroy(srv->ep.reg);
-    if (srv->map)
-        pthread_mutex_destroy(&srv->map_lock);
-    free(srv->map);
+    tao__ep_deinit(&srv->ep);
     free(srv);
 }
 
@@ -180,50 +163,15 @@ TAO_API void *tao_server_data(const tao_server_t *srv)
 
 TAO_API size_t tao_server_conn_count(const tao_server_t *srv)
 {
-    return atomic_load(&srv->nconns);
+    return atomic_load(&srv->ep.nconns);
 }
 
-/* ---- the id map ------------------------------------------------------------ */
-
-void tao__server_conn_added(tao_server_t *srv, tao_conn_t *c)
-{
-    pthread_mutex_lock(&srv->map_lock);
-    tao_conn_t **slot = &srv->map[c->id & srv->map_mask];
-    c->map_next = *slot;
-    *slot = c;
-    pthread_mutex_unlock(&srv->map_lock);
-}
-
-void tao__server_conn_removed(tao_server_t *srv, tao_conn_t *c)
-{
-    pthread_mutex_lock(&srv->map_lock);
-    for (tao_conn_t **p = &srv->map[c->id & srv->map_mask]; *p; p = &(*p)->map_next) {
-        if (*p == c) {
-            *p = c->map_next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&srv->map_lock);
-    atomic_fetch_sub(&srv->nconns, 1);
-}
-
-/* The connection with this id, with a reference, or NULL. */
-static tao_conn_t *lookup(tao_server_t *srv, uint64_t id)
-{
-    tao_conn_t *c;
-    pthread_mutex_lock(&srv->map_lock);
-    for (c = srv->map[id & srv->map_mask]; c && c->id != id; c = c->map_next)
-        ;
-    if (c)
-        tao__conn_ref(c);
-    pthread_mutex_unlock(&srv->map_lock);
-    return c;
-}
+/* ---- unicast and broadcast ------------------------------------------------- */
 
 TAO_API int tao_server_unicast(tao_server_t *srv, uint64_t id, int32_t type, const void *payload,
                                size_t len)
 {
-    tao_conn_t *c = lookup(srv, id);
+    tao_conn_t *c = tao__ep_lookup(&srv->ep, id);
     if (!c)
         return -ENOENT;
     int rc = tao_conn_send(c, type, payload, len);
@@ -233,59 +181,15 @@ TAO_API int tao_server_unicast(tao_server_t *srv, uint64_t id, int32_t type, con
 
 TAO_API bool tao_server_has_conn(tao_server_t *srv, uint64_t id)
 {
-    tao_conn_t *c = lookup(srv, id);
+    tao_conn_t *c = tao__ep_lookup(&srv->ep, id);
     if (c)
         tao__conn_unref(c);
     return c != NULL;
 }
 
-/* ---- broadcast ----------------------------------------------------------- */
-
-void tao__bcast_unref(tao__bcast_t *b)
-{
-    if (atomic_fetch_sub(&b->refs, 1) == 1)
-        free(b);
-}
-
-void tao__broadcast_local(tao__loop_t *loop, tao__bcast_t *b)
-{
-    for (tao_conn_t *c = loop->conns.next; c != &loop->conns; c = c->next) {
-        if (c->ep != b->ep)
-            continue;
-        if (tao__conn_send_local(c, b->type, b->data, b->len) < 0)
-            atomic_fetch_add(&c->ep->bcast_skipped, 1);
-    }
-    tao__bcast_unref(b);
-}
-
 TAO_API int tao_server_broadcast(tao_server_t *srv, int32_t type, const void *payload, size_t len)
 {
-    tao__runtime_t *rt = &srv->rt;
-    tao_frame_hdr_t h;
-    if (atomic_load(&rt->state) != 1 || atomic_load(&rt->stop_requested))
-        return -ESHUTDOWN;
-    int rc = srv->ep.codec.encode(&srv->ep.codec, type, len, &h);
-    if (rc < 0)
-        return rc;
-    tao__bcast_t *b = malloc(sizeof *b + len);
-    if (!b)
-        return -ENOMEM;
-    atomic_init(&b->refs, rt->nloops);
-    b->ep = &srv->ep;
-    b->type = type;
-    b->len = len;
-    if (len)
-        memcpy(b->data, payload, len);
-    for (unsigned i = 0; i < rt->nloops; i++) {
-        tao__item_t *it = tao__item_new(IT_BROADCAST, NULL, 0);
-        if (!it) {
-            tao__bcast_unref(b);
-            continue;
-        }
-        it->u.bcast = b;
-        tao__post(&rt->loops[i], it);
-    }
-    return 0;
+    return tao__ep_broadcast(&srv->ep, &srv->rt, type, payload, len);
 }
 
 /* ---- statistics ------------------------------------------------------------ */
@@ -315,7 +219,7 @@ TAO_API void tao_server_stats(const tao_server_t *srv, tao_stats_t *st)
     }
     for (unsigned i = 0; i < rt->nworkers && rt->workers; i++)
         st->worker_queue += atomic_load(&rt->workers[i].depth);
-    st->conns_open = atomic_load(&srv->nconns);
+    st->conns_open = atomic_load(&srv->ep.nconns);
     st->broadcast_skipped = atomic_load(&srv->ep.bcast_skipped);
     st->unmarshal_errors = atomic_load(&srv->ep.unmarshal_err);
     st->send_rejected = atomic_load(&srv->ep.send_rejected);

@@ -1,0 +1,114 @@
+/* What servers and client groups share: the registry, the id -> connection
+ * map behind unicast, and broadcast. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+int tao__ep_init(tao__endpoint_t *ep, unsigned max_conns)
+{
+    size_t cap = 64;
+    while (cap < 2 * (size_t)max_conns)
+        cap *= 2;
+    atomic_init(&ep->next_id, 1);
+    pthread_mutex_init(&ep->map_lock, NULL);
+    ep->map = calloc(cap, sizeof *ep->map);
+    ep->map_mask = cap - 1;
+    if (!ep->map)
+        return -ENOMEM;
+    return tao__registry_create(&ep->reg);
+}
+
+void tao__ep_deinit(tao__endpoint_t *ep)
+{
+    tao__registry_destroy(ep->reg);
+    ep->reg = NULL;
+    pthread_mutex_destroy(&ep->map_lock);
+    free(ep->map);
+    ep->map = NULL;
+}
+
+void tao__ep_add(tao__endpoint_t *ep, tao_conn_t *c)
+{
+    pthread_mutex_lock(&ep->map_lock);
+    tao_conn_t **slot = &ep->map[c->id & ep->map_mask];
+    c->map_next = *slot;
+    *slot = c;
+    pthread_mutex_unlock(&ep->map_lock);
+}
+
+void tao__ep_remove(tao__endpoint_t *ep, tao_conn_t *c)
+{
+    pthread_mutex_lock(&ep->map_lock);
+    for (tao_conn_t **p = &ep->map[c->id & ep->map_mask]; *p; p = &(*p)->map_next) {
+        if (*p == c) {
+            *p = c->map_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ep->map_lock);
+    atomic_fetch_sub(&ep->nconns, 1);
+}
+
+/* The connection with this id, with a reference, or NULL. */
+tao_conn_t *tao__ep_lookup(tao__endpoint_t *ep, uint64_t id)
+{
+    tao_conn_t *c;
+    pthread_mutex_lock(&ep->map_lock);
+    for (c = ep->map[id & ep->map_mask]; c && c->id != id; c = c->map_next)
+        ;
+    if (c)
+        tao__conn_ref(c);
+    pthread_mutex_unlock(&ep->map_lock);
+    return c;
+}
+
+void tao__bcast_unref(tao__bcast_t *b)
+{
+    if (atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+void tao__broadcast_local(tao__loop_t *loop, tao__bcast_t *b)
+{
+    for (tao_conn_t *c = loop->conns.next; c != &loop->conns; c = c->next) {
+        if (c->ep != b->ep)
+            continue;
+        if (tao__conn_send_local(c, b->type, b->data, b->len) < 0)
+            atomic_fetch_add(&c->ep->bcast_skipped, 1);
+    }
+    tao__bcast_unref(b);
+}
+
+/* One shared copy of the payload; each loop sends it to its own
+ * connections of this endpoint. */
+int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, const void *payload,
+                      size_t len)
+{
+    tao_frame_hdr_t h;
+    if (atomic_load(&rt->state) != 1 || atomic_load(&rt->stop_requested))
+        return -ESHUTDOWN;
+    int rc = ep->codec.encode(&ep->codec, type, len, &h);
+    if (rc < 0)
+        return rc;
+    tao__bcast_t *b = malloc(sizeof *b + len);
+    if (!b)
+        return -ENOMEM;
+    atomic_init(&b->refs, rt->nloops);
+    b->ep = ep;
+    b->type = type;
+    b->len = len;
+    if (len)
+        memcpy(b->data, payload, len);
+    for (unsigned i = 0; i < rt->nloops; i++) {
+        tao__item_t *it = tao__item_new(IT_BROADCAST, NULL, 0);
+        if (!it) {
+            tao__bcast_unref(b);
+            continue;
+        }
+        it->u.bcast = b;
+        tao__post(&rt->loops[i], it);
+    }
+    return 0;
+}
