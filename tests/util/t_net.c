@@ -137,13 +137,31 @@ tao_server_t *t_server_create(tao_server_config_t *cfg)
     return srv;
 }
 
+static uint32_t xorshift(uint32_t x)
+{
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
+
 void t_fill(uint8_t *buf, size_t len, uint32_t seed)
 {
     uint32_t x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
+    size_t i = 0;
+    /* Eight bytes per store: the same bytes, but a sanitizer checks one
+     * store instead of eight, which makes load tests several times faster
+     * under TSan. */
+    for (; i + 8 <= len; i += 8) {
+        uint8_t w[8];
+        for (int j = 0; j < 8; j++) {
+            x = xorshift(x);
+            w[j] = (uint8_t)x;
+        }
+        memcpy(buf + i, w, sizeof w);
+    }
+    for (; i < len; i++) {
+        x = xorshift(x);
         buf[i] = (uint8_t)x;
     }
 }
