@@ -1,0 +1,420 @@
+/* Tests for engine/loop.c: the loop under a starved buffer ring, and the
+ * three ways a running server is stopped, over 127.0.0.1 with the server in
+ * this process.
+ *
+ *   - a buffer ring of 2 x 256 bytes shared by 8 pipelining connections:
+ *     receives keep ending with -ENOBUFS and are re-armed, and every echo
+ *     still arrives, in order and intact;
+ *   - tao_server_stop with 500 connections whose 64 KiB replies are queued
+ *     and unread: each client then reads its whole reply followed by a FIN,
+ *     on_close runs 500 times and the server winds down;
+ *   - tao_server_stop from inside a handler;
+ *   - tao_server_stop from a signal handler while tao_server_run blocks.
+ *
+ * Each runs with handlers inline and on workers, where it matters. */
+#include "util/t_util.h"
+#include "util/t_net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define T_ECHO 1
+#define T_REQUEST 2
+#define T_REPLY 3
+#define T_STOP 9
+
+static atomic_uint handled, closes, send_errors;
+
+static void reset_counters(void)
+{
+    atomic_store(&handled, 0);
+    atomic_store(&closes, 0);
+    atomic_store(&send_errors, 0);
+}
+
+static void on_echo(tao_conn_t *conn, const tao_msg_t *msg)
+{
+    if (tao_conn_send(conn, msg->type, msg->payload, msg->len) < 0)
+        atomic_fetch_add(&send_errors, 1);
+}
+
+static void on_close(tao_conn_t *conn)
+{
+    atomic_fetch_add(&closes, 1);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Send a small frame and check its echo. */
+static void echo_once(int fd, uint32_t seed)
+{
+    uint8_t out[32], *in;
+    int32_t type;
+    size_t len;
+    t_fill(out, sizeof out, seed);
+    t_send_frame(fd, T_ECHO, out, sizeof out);
+    assert_int_equal(t_read_frame(fd, &type, &in, &len, 5000), 0);
+    assert_int_equal(type, T_ECHO);
+    assert_int_equal(len, sizeof out);
+    assert_memory_equal(in, out, sizeof out);
+    free(in);
+}
+
+static void raise_nofile(rlim_t want)
+{
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < want)
+        skip(); /* the hard limit is too low for this test */
+}
+
+/* ---- a starved buffer ring ---------------------------------------------------- */
+
+#define NB_CONNS 8
+#define NB_FRAMES 2000
+#define NB_MAX 700
+
+static uint32_t mix(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+/* 0 to 700 bytes: many frames span several 256-byte buffers. */
+static size_t small_size(unsigned conn, uint32_t seq)
+{
+    return mix(t_seed(conn, seq)) % (NB_MAX + 1);
+}
+
+static void run_enobufs(int workers)
+{
+    reset_counters();
+    tao_server_config_t cfg = {
+        .loops = 1, .workers = workers, .buf_count = 2, .buf_size = 256, .on_close = on_close};
+    tao_server_t *srv = t_server_create(&cfg);
+    assert_int_equal(tao_server_handle(srv, T_ECHO, on_echo, NULL, NULL), 0);
+    assert_int_equal(tao_server_start(srv), 0);
+
+    t_pipeline(tao_server_port(srv), NB_CONNS, T_ECHO, NB_FRAMES, small_size, NB_MAX, 30000);
+
+    tao_stats_t st;
+    tao_server_stats(srv, &st);
+    print_message("receives re-armed after -ENOBUFS: %llu\n", (unsigned long long)st.enobufs);
+    assert_true(st.enobufs > 0);
+    assert_int_equal(st.frames_in, NB_CONNS * NB_FRAMES);
+    assert_int_equal(st.decode_errors, 0);
+    assert_int_equal(atomic_load(&send_errors), 0);
+    assert_true(T_WAIT(atomic_load(&closes) == NB_CONNS, 5000));
+
+    tao_server_stop(srv, 0);
+    tao_server_wait(srv);
+    tao_server_destroy(srv);
+}
+
+static void test_enobufs_inline(void **state)
+{
+    run_enobufs(TAO_WORKERS_INLINE);
+}
+
+static void test_enobufs_workers(void **state)
+{
+    run_enobufs(2);
+}
+
+/* ---- stop with 500 connections and their replies unread ------------------------- */
+
+#define STOP_CONNS 500
+#define REPLY_LEN 65536
+
+/* A client whose small receive window keeps most of its reply in the
+ * server's output queue until it reads. */
+static int connect_small_rcvbuf(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    int sz = 8 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* Answer request i with 64 KiB made from i. */
+static void on_request(tao_conn_t *conn, const tao_msg_t *msg)
+{
+    uint8_t *reply = malloc(REPLY_LEN);
+    int rc = -ENOMEM;
+    if (reply && msg->len == 4) {
+        t_fill(reply, REPLY_LEN, t_seed(rd32(msg->payload), 0));
+        rc = tao_conn_send(conn, T_REPLY, reply, REPLY_LEN);
+    }
+    if (rc < 0)
+        atomic_fetch_add(&send_errors, 1);
+    free(reply);
+    atomic_fetch_add(&handled, 1);
+}
+
+/* Output bytes the loops have seen: queued plus written. */
+static uint64_t output_seen(const tao_server_t *srv, uint64_t *queued)
+{
+    tao_stats_t st;
+    tao_server_stats(srv, &st);
+    *queued = st.queued_bytes;
+    return st.queued_bytes + st.bytes_out;
+}
+
+static void run_stop_500(int workers)
+{
+    reset_counters();
+    raise_nofile(2 * STOP_CONNS + 100);
+    tao_server_config_t cfg = {.loops = 2, .workers = workers, .on_close = on_close};
+    tao_server_t *srv = t_server_create(&cfg);
+    assert_int_equal(tao_server_handle(srv, T_REQUEST, on_request, NULL, NULL), 0);
+    assert_int_equal(tao_server_start(srv), 0);
+    int port = tao_server_port(srv);
+
+    int *fds = calloc(STOP_CONNS, sizeof *fds);
+    assert_non_null(fds);
+    for (uint32_t i = 0; i < STOP_CONNS; i++) {
+        uint8_t req[4];
+        wr32(req, i);
+        fds[i] = connect_small_rcvbuf(port);
+        t_send_frame(fds[i], T_REQUEST, req, sizeof req);
+    }
+    assert_true(T_WAIT(atomic_load(&handled) == STOP_CONNS, 20000));
+    assert_int_equal(atomic_load(&send_errors), 0);
+
+    /* Nothing has been read yet: the replies sit in socket buffers and in
+     * the output queues. */
+    /* With workers, the replies reach the loop a moment after the handlers
+     * ran: stop once every reply is queued or written. */
+    const uint64_t total = (uint64_t)STOP_CONNS * (8 + REPLY_LEN);
+    uint64_t queued = 0;
+    assert_true(T_WAIT(output_seen(srv, &queued) == total, 10000));
+    print_message("queued in the server at stop: %llu bytes\n", (unsigned long long)queued);
+    tao_server_stop(srv, 10000);
+
+    uint8_t *want = malloc(REPLY_LEN);
+    assert_non_null(want);
+    for (uint32_t i = 0; i < STOP_CONNS; i++) {
+        int32_t type;
+        uint8_t *got;
+        size_t len, extra = 0;
+        int rc = t_read_frame(fds[i], &type, &got, &len, 10000);
+        if (rc != 0)
+            fail_msg("client %u: reply not read: %d", i, rc);
+        assert_int_equal(type, T_REPLY);
+        assert_int_equal(len, REPLY_LEN);
+        t_fill(want, REPLY_LEN, t_seed(i, 0));
+        if (memcmp(got, want, REPLY_LEN) != 0)
+            fail_msg("client %u: reply differs", i);
+        free(got);
+        /* Then a FIN, not a reset, and nothing more. */
+        int how = t_wait_closed(fds[i], 10000, &extra);
+        if (how != 1)
+            fail_msg("client %u: %s after the reply", i, how == 2 ? "RST" : "no FIN");
+        assert_int_equal(extra, 0);
+        close(fds[i]);
+    }
+    free(want);
+    free(fds);
+
+    assert_int_equal(tao_server_wait(srv), 0);
+    assert_int_equal(atomic_load(&closes), STOP_CONNS);
+    assert_int_equal(tao_server_conn_count(srv), 0);
+    tao_stats_t st;
+    tao_server_stats(srv, &st);
+    assert_int_equal(st.conns_closed, STOP_CONNS);
+    assert_int_equal(st.queued_bytes, 0);
+    tao_server_destroy(srv);
+}
+
+static void test_stop_500_inline(void **state)
+{
+    run_stop_500(TAO_WORKERS_INLINE);
+}
+
+static void test_stop_500_workers(void **state)
+{
+    run_stop_500(2);
+}
+
+/* ---- stop from inside a handler -------------------------------------------------- */
+
+#define HS_CONNS 8
+
+/* Reply, then stop the whole server: the reply must still go out. */
+static void on_stop(tao_conn_t *conn, const tao_msg_t *msg)
+{
+    if (tao_conn_send(conn, T_STOP, "bye", 3) < 0)
+        atomic_fetch_add(&send_errors, 1);
+    tao_server_stop(tao_conn_server(conn), 0);
+    atomic_fetch_add(&handled, 1);
+}
+
+static void run_stop_in_handler(int workers)
+{
+    reset_counters();
+    tao_server_config_t cfg = {.loops = 2, .workers = workers, .on_close = on_close};
+    tao_server_t *srv = t_server_create(&cfg);
+    assert_int_equal(tao_server_handle(srv, T_ECHO, on_echo, NULL, NULL), 0);
+    assert_int_equal(tao_server_handle(srv, T_STOP, on_stop, NULL, NULL), 0);
+    assert_int_equal(tao_server_start(srv), 0);
+
+    int fds[HS_CONNS];
+    for (int i = 0; i < HS_CONNS; i++) {
+        fds[i] = t_connect(tao_server_port(srv));
+        echo_once(fds[i], (uint32_t)i);
+    }
+    t_send_frame(fds[0], T_STOP, NULL, 0);
+    int32_t type;
+    uint8_t *got;
+    size_t len;
+    assert_int_equal(t_read_frame(fds[0], &type, &got, &len, 5000), 0);
+    assert_int_equal(type, T_STOP);
+    assert_int_equal(len, 3);
+    assert_memory_equal(got, "bye", 3);
+    free(got);
+    for (int i = 0; i < HS_CONNS; i++) {
+        size_t extra = 0;
+        assert_int_equal(t_wait_closed(fds[i], 5000, &extra), 1);
+        assert_int_equal(extra, 0);
+        close(fds[i]);
+    }
+    assert_int_equal(tao_server_wait(srv), 0);
+    assert_int_equal(atomic_load(&handled), 1);
+    assert_int_equal(atomic_load(&closes), HS_CONNS);
+    assert_int_equal(atomic_load(&send_errors), 0);
+    assert_int_equal(tao_server_conn_count(srv), 0);
+    tao_server_destroy(srv);
+}
+
+static void test_stop_in_handler_inline(void **state)
+{
+    run_stop_in_handler(TAO_WORKERS_INLINE);
+}
+
+static void test_stop_in_handler_workers(void **state)
+{
+    run_stop_in_handler(2);
+}
+
+/* ---- stop from a signal handler ------------------------------------------------ */
+
+static tao_server_t *sig_srv;
+static atomic_int raiser_status; /* 1 running, 0 fine, < 0 what went wrong */
+
+static void on_sigusr1(int sig)
+{
+    tao_server_stop(sig_srv, 0);
+}
+
+/* While the test thread blocks in tao_server_run: check that the server
+ * serves, raise SIGUSR1 (its handler runs on this thread), then see the
+ * connection closed by the stop. No cmocka asserts here: not the test
+ * thread. */
+static void *raiser(void *arg)
+{
+    int port = *(int *)arg, st = 0;
+    int fd = -1;
+    uint8_t out[16], in[24];
+    uint8_t frame[8 + sizeof out];
+
+    usleep(100 * 1000);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        st = -1;
+        goto out;
+    }
+    t_fill(out, sizeof out, 77);
+    size_t n = t_tlv(frame, T_ECHO, out, sizeof out);
+    if (send(fd, frame, n, MSG_NOSIGNAL) != (ssize_t)n || t_read_exact(fd, in, n, 5000) != 0 ||
+        memcmp(in, frame, n) != 0) {
+        st = -2;
+        goto out;
+    }
+    if (raise(SIGUSR1) != 0) {
+        st = -3;
+        goto out;
+    }
+    if (t_read_exact(fd, in, 1, 5000) != -EPIPE)
+        st = -4; /* expected the server's FIN */
+out:
+    if (fd >= 0)
+        close(fd);
+    atomic_store(&raiser_status, st);
+    return NULL;
+}
+
+static void test_stop_from_signal(void **state)
+{
+    reset_counters();
+    tao_server_config_t cfg = {.loops = 2, .on_close = on_close};
+    sig_srv = t_server_create(&cfg);
+    assert_int_equal(tao_server_handle(sig_srv, T_ECHO, on_echo, NULL, NULL), 0);
+    assert_int_equal(tao_server_start(sig_srv), 0);
+    int port = tao_server_port(sig_srv);
+
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+
+    atomic_store(&raiser_status, 1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, raiser, &port), 0);
+    assert_int_equal(tao_server_run(sig_srv), 0);
+    pthread_join(th, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+
+    assert_int_equal(atomic_load(&raiser_status), 0);
+    assert_int_equal(atomic_load(&closes), 1);
+    assert_int_equal(tao_server_conn_count(sig_srv), 0);
+    tao_server_destroy(sig_srv);
+    sig_srv = NULL;
+}
+
+int main(void)
+{
+    t_require_io_uring();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_enobufs_inline),
+        cmocka_unit_test(test_enobufs_workers),
+        cmocka_unit_test(test_stop_500_inline),
+        cmocka_unit_test(test_stop_500_workers),
+        cmocka_unit_test(test_stop_in_handler_inline),
+        cmocka_unit_test(test_stop_in_handler_workers),
+        cmocka_unit_test(test_stop_from_signal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
