@@ -8,5 +8,6 @@
 #include "tao/conn.h"
 #include "tao/server.h"
 #include "tao/timer.h"
+#include "tao/client.h"
 
 #endif

@@ -20,4 +20,5 @@ list(APPEND TAO_SOURCES
     engine/worker.c
     engine/timer.c
     engine/endpoint.c
+    engine/client.c
 )

@@ -83,31 +83,71 @@ static void recv_cancel(tao_conn_t *c)
     c->flags |= C_CANCELING;
 }
 
-tao_conn_t *tao__conn_new(tao__loop_t *loop, tao__endpoint_t *ep, int fd, uint64_t id)
+/* A connection object, not yet on its loop: any thread may make one (a
+ * client connect does), the loop attaches it. extra bytes follow it. */
+tao_conn_t *tao__conn_alloc(tao__loop_t *loop, tao__endpoint_t *ep, uint64_t id, size_t extra)
 {
-    tao_conn_t *c = calloc(1, sizeof *c);
+    tao_conn_t *c = calloc(1, sizeof *c + extra);
     if (!c)
         return NULL;
     c->loop = loop;
     c->ep = ep;
-    c->fd = fd;
+    c->fd = -1;
     c->id = id;
     atomic_init(&c->refs, 1); /* the loop's, dropped after the close */
-    uint16_t gen = loop->next_gen++;
-    c->recv_op = (tao__op_t){.kind = OP_RECV, .gen = gen};
-    c->send_op = (tao__op_t){.kind = OP_SEND, .gen = gen};
-    c->close_op = (tao__op_t){.kind = OP_CLOSE, .gen = gen};
+    atomic_init(&c->connected, true);
+    c->recv_op.kind = OP_RECV;
+    c->send_op.kind = OP_SEND;
+    c->close_op.kind = OP_CLOSE;
     tao__timer_init(&c->linger, linger_fire);
     tao__timer_init(&c->ka, ka_fire);
     if (ep->workers)
         c->worker = (uint16_t)(atomic_fetch_add(&loop->rt->next_worker, 1) % loop->rt->nworkers);
+    return c;
+}
+
+/* New generations for the ops of a new socket: completions of the old one
+ * become stale. */
+static void new_gen(tao_conn_t *c)
+{
+    uint16_t gen = c->loop->next_gen++;
+    c->recv_op.gen = c->send_op.gen = c->close_op.gen = gen;
+}
+
+void tao__conn_attach(tao_conn_t *c)
+{
+    tao__loop_t *loop = c->loop;
+    new_gen(c);
     c->last_rx = c->last_tx = loop->now;
     c->next = &loop->conns;
     c->prev = loop->conns.prev;
     c->prev->next = c;
     loop->conns.prev = c;
     loop->nconns++;
+}
+
+tao_conn_t *tao__conn_new(tao__loop_t *loop, tao__endpoint_t *ep, int fd, uint64_t id)
+{
+    tao_conn_t *c = tao__conn_alloc(loop, ep, id, 0);
+    if (c) {
+        c->fd = fd;
+        tao__conn_attach(c);
+    }
     return c;
+}
+
+/* A client about to use a new socket: forget the old one's state. */
+void tao__conn_reset(tao_conn_t *c)
+{
+    new_gen(c);
+    c->flags = (c->flags & (C_DIRTY | C_NOBUFS | C_DEAD)) | C_OFFLINE;
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    c->partial_since = 0;
+    atomic_store(&c->connected, false);
+    atomic_store(&c->closing, false);
+    c->last_rx = c->last_tx = c->loop->now;
 }
 
 /* on_connect, then reading. on_connect runs on the loop thread. */
@@ -117,6 +157,8 @@ void tao__conn_start(tao_conn_t *c)
     ka_arm(c);
     if (ep->on_connect && ep->on_connect(c) < 0) {
         STAT_ADD(c->loop, refused, 1);
+        if (c->client)
+            atomic_store(&c->client->user_closed, true);
         c->flags |= C_EOF; /* nothing to read from a refused connection */
         tao__conn_close_local(c, true);
         return;
@@ -467,7 +509,7 @@ static void progress_graceful(tao_conn_t *c)
  * event that may unblock a step. */
 void tao__conn_progress(tao_conn_t *c)
 {
-    if (c->flags & C_CLOSE_SUBMITTED)
+    if (c->flags & (C_CLOSE_SUBMITTED | C_OFFLINE))
         return;
     if (c->flags & C_ABORT)
         progress_abort(c);
@@ -481,6 +523,10 @@ void tao__conn_progress(tao_conn_t *c)
  * come from the connection's worker first fences through it. */
 void tao__conn_close_local(tao_conn_t *c, bool from_worker)
 {
+    if (c->flags & C_OFFLINE) {
+        tao__client_close_offline(c);
+        return;
+    }
     if (c->flags & C_CLOSING)
         return;
     if (c->ep->workers && !from_worker) {
@@ -504,6 +550,10 @@ void tao__conn_close_local(tao_conn_t *c, bool from_worker)
 
 void tao__conn_abort_local(tao_conn_t *c)
 {
+    if (c->flags & C_OFFLINE) {
+        tao__client_close_offline(c);
+        return;
+    }
     if (c->flags & C_ABORT)
         return;
     c->flags |= C_CLOSING | C_ABORT;
@@ -531,6 +581,8 @@ static void post_close(tao_conn_t *c, uint8_t kind)
 
 TAO_API void tao_conn_close(tao_conn_t *c)
 {
+    if (c->client)
+        atomic_store(&c->client->user_closed, true);
     if (tao__tls_loop == c->loop) {
         tao__conn_close_local(c, true);
         return;
@@ -542,6 +594,8 @@ TAO_API void tao_conn_close(tao_conn_t *c)
 
 TAO_API void tao_conn_abort(tao_conn_t *c)
 {
+    if (c->client)
+        atomic_store(&c->client->user_closed, true);
     if (tao__tls_loop == c->loop) {
         tao__conn_abort_local(c);
         return;
@@ -566,10 +620,35 @@ static void release(tao_conn_t *c)
         tao__conn_unref(c);
 }
 
+/* The connection is finished for good: off its loop, on_close, and the
+ * loop's reference goes. */
+void tao__conn_finish(tao_conn_t *c)
+{
+    tao__loop_t *loop = c->loop;
+    tao__endpoint_t *ep = c->ep;
+
+    atomic_store(&c->closing, true);
+    c->flags |= C_CLOSE_SUBMITTED; /* nothing more happens on it */
+    c->next->prev = c->prev;
+    c->prev->next = c->next;
+    loop->nconns--;
+    STAT_ADD(loop, closed, 1);
+    tao__ep_remove(ep, c);
+    tao__item_t *it = ep->workers ? tao__item_new(IT_CLOSED, c, 0) : NULL;
+    if (it) {
+        /* on_close runs on the worker, after every handler of c. */
+        tao__queue_push(&loop->to_worker[c->worker], it);
+    } else {
+        if (ep->on_close)
+            ep->on_close(c);
+        tao__ep_done(ep);
+    }
+    release(c);
+}
+
 void tao__close_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
 {
     tao_conn_t *c = container_of(op, tao_conn_t, close_op);
-    tao__endpoint_t *ep = c->ep;
 
     tao__wheel_cancel(&loop->wheel, &c->linger);
     tao__wheel_cancel(&loop->wheel, &c->ka);
@@ -577,20 +656,10 @@ void tao__close_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *
     STAT_ADD(loop, queued, -(int64_t)c->out.bytes);
     atomic_fetch_sub(&c->queued, c->out.bytes);
     tao__outq_clear(&c->out);
-    c->next->prev = c->prev;
-    c->prev->next = c->next;
-    loop->nconns--;
-    STAT_ADD(loop, closed, 1);
-    tao__ep_remove(ep, c);
-    if (ep->workers) {
-        /* on_close runs on the worker, after every handler of c. */
-        tao__item_t *it = tao__item_new(IT_CLOSED, c, 0);
-        if (it)
-            tao__queue_push(&loop->to_worker[c->worker], it);
-    } else if (ep->on_close) {
-        ep->on_close(c);
-    }
-    release(c);
+    c->fd = -1;
+    if (c->client && tao__client_closed(c))
+        return; /* a reconnect follows */
+    tao__conn_finish(c);
 }
 
 /* ---- accessors ---------------------------------------------------------- */
@@ -603,6 +672,11 @@ TAO_API uint64_t tao_conn_id(const tao_conn_t *c)
 TAO_API tao_server_t *tao_conn_server(const tao_conn_t *c)
 {
     return c->ep->srv;
+}
+
+TAO_API tao_client_t *tao_conn_client(const tao_conn_t *c)
+{
+    return c->client ? c->client->cl : NULL;
 }
 
 TAO_API void *tao_conn_data(const tao_conn_t *c)

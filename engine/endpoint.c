@@ -48,7 +48,13 @@ void tao__ep_remove(tao__endpoint_t *ep, tao_conn_t *c)
         }
     }
     pthread_mutex_unlock(&ep->map_lock);
-    atomic_fetch_sub(&ep->nconns, 1);
+}
+
+/* The connection's last callback has run: the endpoint may go now (a
+ * client group's destroy waits for this count to reach 0). */
+void tao__ep_done(tao__endpoint_t *ep)
+{
+    atomic_fetch_sub_explicit(&ep->nconns, 1, memory_order_release);
 }
 
 /* The connection with this id, with a reference, or NULL. */

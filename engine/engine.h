@@ -24,12 +24,14 @@
 #include "engine/timerwheel.h"
 #include "tao/server.h"
 #include "tao/timer.h"
+#include "tao/client.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 typedef struct tao__loop tao__loop_t;
 typedef struct tao__worker tao__worker_t;
 typedef struct tao__runtime tao__runtime_t;
+struct tao__cstate;
 typedef struct tao__utimer tao__utimer_t;
 
 /* ---- operations ----------------------------------------------------------
@@ -197,7 +199,7 @@ enum {
     C_DEAD = 1u << 13,        /* closed; dropped when it leaves the loop's lists */
     C_WPAUSED = 1u << 14,     /* worker backlog above the limit: not reading */
     C_FENCING = 1u << 15,     /* a close is waiting for the worker to catch up */
-    C_CONNECTING = 1u << 16,  /* client: connect in flight */
+    C_OFFLINE = 1u << 16,     /* client: no socket (connecting or backing off) */
 };
 
 struct tao_conn {
@@ -212,6 +214,7 @@ struct tao_conn {
     atomic_uint refs;          /* any thread: the loop's, plus one per item */
     atomic_bool closing;       /* any thread: published C_CLOSING */
     atomic_bool want_writable; /* any thread: a send got -EAGAIN */
+    atomic_bool connected;     /* any thread: false while a client is offline */
     _Atomic size_t queued;     /* any thread: output bytes queued or in transit */
     _Atomic size_t wpending;   /* any thread: bytes handed to the worker, not handled */
     tao_conn_t *next, *prev;   /* loop's connection list */
@@ -224,10 +227,23 @@ struct tao_conn {
     tao__timer_t linger; /* close: bounded wait for the peer's FIN */
     tao__timer_t ka;     /* idle, read and heartbeat checks */
     uint64_t last_rx, last_tx, partial_since;
-    tao__utimer_t *timers; /* user timers, cancelled on close */
-    void *client;          /* client connection state, when a client */
-    tao_conn_t *map_next;  /* server's id map chain */
+    tao__utimer_t *timers;      /* user timers, cancelled on close */
+    struct tao__cstate *client; /* client connection state, when a client */
+    tao_conn_t *map_next;       /* server's id map chain */
 };
+
+/* ---- client connections ------------------------------------------------ */
+typedef struct tao__cstate {
+    tao_client_t *cl;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    tao__op_t connect_op;
+    tao__timer_t timer; /* connect timeout, or the backoff before a retry */
+    unsigned failures;  /* failed attempts in a row */
+    bool connecting;    /* a connect op is in flight */
+    bool timed_out;     /* the connect timeout cancelled it */
+    atomic_bool user_closed;
+} tao__cstate_t;
 
 /* ---- user timers ---------------------------------------------------------- */
 struct tao__utimer {
@@ -356,6 +372,14 @@ struct tao_server {
     int port;
 };
 
+struct tao_client {
+    tao_client_config_t cfg;
+    tao__endpoint_t ep;
+    tao__runtime_t own;
+    tao__runtime_t *rt; /* &own, or the shared server's */
+    atomic_uint next_loop;
+};
+
 /* engine/addr.c */
 int tao__parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 
@@ -393,6 +417,10 @@ void tao__listener_close(tao__loop_t *loop);
 
 /* engine/conn.c */
 tao_conn_t *tao__conn_new(tao__loop_t *loop, tao__endpoint_t *ep, int fd, uint64_t id);
+tao_conn_t *tao__conn_alloc(tao__loop_t *loop, tao__endpoint_t *ep, uint64_t id, size_t extra);
+void tao__conn_attach(tao_conn_t *c);
+void tao__conn_finish(tao_conn_t *c);
+void tao__conn_reset(tao_conn_t *c);
 void tao__conn_start(tao_conn_t *c);
 void tao__conn_ref(tao_conn_t *c);
 void tao__conn_unref(tao_conn_t *c);
@@ -436,11 +464,18 @@ void tao__timer_discard(tao__utimer_t *t);
 int64_t tao__timer_add(tao__runtime_t *rt, tao__loop_t *loop, tao_conn_t *conn, void *owner,
                        uint64_t due, uint64_t period, tao_timer_cb cb, void *arg);
 
+/* engine/client.c */
+void tao__client_connect_item(tao_conn_t *c);
+void tao__connect_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);
+bool tao__client_closed(tao_conn_t *c);
+void tao__client_close_offline(tao_conn_t *c);
+
 /* engine/endpoint.c */
 int tao__ep_init(tao__endpoint_t *ep, unsigned max_conns);
 void tao__ep_deinit(tao__endpoint_t *ep);
 void tao__ep_add(tao__endpoint_t *ep, tao_conn_t *c);
 void tao__ep_remove(tao__endpoint_t *ep, tao_conn_t *c);
+void tao__ep_done(tao__endpoint_t *ep);
 tao_conn_t *tao__ep_lookup(tao__endpoint_t *ep, uint64_t id);
 int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, const void *payload,
                       size_t len);

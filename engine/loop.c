@@ -267,13 +267,10 @@ static void begin_stop(tao__loop_t *loop)
 typedef void (*complete_fn)(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);
 
 static const complete_fn on_complete[OP_KINDS] = {
-    [OP_ACCEPT] = tao__accept_complete,
-    [OP_RECV] = tao__recv_complete,
-    [OP_SEND] = tao__send_complete,
-    [OP_CLOSE] = tao__close_complete,
-    [OP_TIMEOUT] = timeout_complete,
-    [OP_WAKE] = wake_complete,
-    [OP_CONNECT] = NULL,
+    [OP_ACCEPT] = tao__accept_complete,   [OP_RECV] = tao__recv_complete,
+    [OP_SEND] = tao__send_complete,       [OP_CLOSE] = tao__close_complete,
+    [OP_TIMEOUT] = timeout_complete,      [OP_WAKE] = wake_complete,
+    [OP_CONNECT] = tao__connect_complete,
 };
 
 static void dispatch(tao__loop_t *loop, struct io_uring_cqe *cqe)
@@ -324,6 +321,9 @@ static void run_item(tao__loop_t *loop, tao__item_t *it)
         break;
     case IT_BROADCAST:
         tao__broadcast_local(loop, it->u.bcast);
+        break;
+    case IT_CONNECT:
+        tao__client_connect_item(c);
         break;
     default:
         break;

@@ -264,6 +264,8 @@ static int send_check(tao_conn_t *c, int32_t type, size_t len, tao_frame_hdr_t *
 
     if (atomic_load(&c->closing))
         return -ESHUTDOWN;
+    if (!atomic_load(&c->connected))
+        return -ENOTCONN;
     if (atomic_load(&c->queued) >= send_limit(ep)) {
         atomic_store(&c->want_writable, true);
         /* Re-check: the queue may have drained past the low watermark

@@ -57,6 +57,7 @@ static void run_item(tao__worker_t *w, tao__item_t *it)
     case IT_CLOSED:
         if (it->conn->ep->on_close)
             it->conn->ep->on_close(it->conn);
+        tao__ep_done(it->conn->ep);
         break;
     default:
         break;
