@@ -39,6 +39,7 @@
 #define T_TICK 13     /* payload: the tick number, LE uint32 */
 #define T_SRVTIMER 14 /* arm a server timer from the handler; reply T_SRVTIMER */
 #define T_STASH 15    /* remember this connection for the test thread */
+#define T_BYE 16      /* close, then try to arm a timer: -ESHUTDOWN */
 
 static int mode_workers; /* the mode of the test running now */
 
@@ -333,6 +334,14 @@ static void on_stash(tao_conn_t *c, const tao_msg_t *m)
     tao_conn_send(c, T_STASH, NULL, 0);
 }
 
+static atomic_int bye_rc;
+
+static void on_bye(tao_conn_t *c, const tao_msg_t *m)
+{
+    tao_conn_close(c);
+    atomic_store(&bye_rc, (int)tao_conn_run_after(c, 10, fired_cb, NULL));
+}
+
 static void on_close(tao_conn_t *c)
 {
     if (atomic_load(&cs.stashed) && !atomic_load(&cs.test_done))
@@ -351,6 +360,7 @@ static tao_server_t *start(tao_server_config_t *cfg)
     assert_int_equal(tao_server_handle(srv, T_EVERY, on_every, NULL, NULL), 0);
     assert_int_equal(tao_server_handle(srv, T_SRVTIMER, on_srvtimer, NULL, NULL), 0);
     assert_int_equal(tao_server_handle(srv, T_STASH, on_stash, NULL, NULL), 0);
+    assert_int_equal(tao_server_handle(srv, T_BYE, on_bye, NULL, NULL), 0);
     assert_int_equal(tao_server_start(srv), 0);
     return srv;
 }
@@ -477,6 +487,31 @@ static void added_from_threads(void **state)
     assert_int_equal(atomic_load(&cs.errors), 0);
 }
 
+/* No timers for a closing connection nor for a stopping server. */
+static void refused_when_closing(void **state)
+{
+    tao_server_config_t cfg = {0};
+    tao_server_t *srv = start(&cfg);
+    int fd = t_connect(tao_server_port(srv));
+    atomic_store(&bye_rc, 1);
+    t_send_frame(fd, T_BYE, NULL, 0);
+    assert_int_equal(t_wait_closed(fd, 5000, NULL), 1);
+    assert_true(T_WAIT(atomic_load(&cs.closes) == 1, 5000));
+    assert_int_equal(atomic_load(&bye_rc), -ESHUTDOWN);
+    close(fd);
+
+    static shot_t late;
+    memset(&late, 0, sizeof late);
+    tao_server_stop(srv, 0);
+    assert_int_equal(tao_server_run_after(srv, 10, shot_cb, &late), -ESHUTDOWN);
+    assert_int_equal(tao_server_run_every(srv, 10, shot_cb, &late), -ESHUTDOWN);
+    assert_int_equal(tao_server_wait(srv), 0);
+    assert_int_equal(tao_server_run_at(srv, tao_now_ms(), shot_cb, &late), -ESHUTDOWN);
+    tao_server_destroy(srv);
+    assert_int_equal(atomic_load(&late.fires), 0);
+    assert_int_equal(atomic_load(&cs.errors), 0);
+}
+
 /* ---- many timers ---------------------------------------------------------------- */
 
 #if defined(__SANITIZE_THREAD__)
@@ -570,7 +605,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         BOTH(one_shots),          BOTH(repeating),
         BOTH(conn_after),         BOTH(conn_every_stops_at_close),
-        BOTH(added_from_threads), BOTH(many_timers),
+        BOTH(added_from_threads), BOTH(refused_when_closing),
+        BOTH(many_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
