@@ -115,9 +115,9 @@ static void expect_frame(int fd, int32_t type, const void *payload, size_t len)
 #define NEWS 100
 #define CHATS 20
 
-static void to_everyone(void **state)
+static void to_everyone(int workers)
 {
-    tao_server_config_t cfg = {.workers = 2};
+    tao_server_config_t cfg = {.workers = workers};
     tao_server_t *srv = start(&cfg);
     int fd[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
@@ -189,6 +189,16 @@ static void to_everyone(void **state)
     assert_int_equal(tao_server_wait(srv), 0);
     assert_int_equal(atomic_load(&closes), CLIENTS);
     tao_server_destroy(srv);
+}
+
+static void to_everyone_workers(void **state)
+{
+    to_everyone(2);
+}
+
+static void to_everyone_inline(void **state)
+{
+    to_everyone(TAO_WORKERS_INLINE);
 }
 
 /* ---- a client that never reads ------------------------------------------------ */
@@ -489,7 +499,8 @@ int main(void)
         fprintf(stderr, "stop_with_queued_work: RLIMIT_NOFILE below %d, skipped\n",
                 2 * MANY_CONNS + 100);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(to_everyone),
+        cmocka_unit_test(to_everyone_workers),
+        cmocka_unit_test(to_everyone_inline),
         cmocka_unit_test(skips_the_stuck_one),
         cmocka_unit_test(stop_with_queued_work),
         cmocka_unit_test(stop_with_unread_frames),

@@ -44,11 +44,14 @@ static void on_error(tao_server_t *srv, tao_conn_t *c, int err, const char *what
         atomic_fetch_add(&other_errors, 1);
 }
 
+static int mode_workers; /* the mode of the test running now */
+
 static tao_server_t *start(unsigned idle_ms, unsigned read_ms, unsigned heartbeat_ms)
 {
     atomic_store(&timeouts_seen, 0);
     atomic_store(&other_errors, 0);
     tao_server_config_t cfg = {
+        .workers = mode_workers,
         .idle_timeout_ms = idle_ms,
         .read_timeout_ms = read_ms,
         .heartbeat_ms = heartbeat_ms,
@@ -321,17 +324,33 @@ static void heartbeat_answers_keep_alive(void **state)
     stop(srv);
 }
 
+static int with_workers(void **state)
+{
+    mode_workers = 2;
+    return 0;
+}
+
+static int inline_mode(void **state)
+{
+    mode_workers = TAO_WORKERS_INLINE;
+    return 0;
+}
+
+/* Each test twice: a timeout closes through the worker, or inline. */
+#define IN_MODE(fn, setup, mode)                                                                   \
+    {                                                                                              \
+        .name = #fn "/" mode, .test_func = fn, .setup_func = setup                                 \
+    }
+#define BOTH(fn) IN_MODE(fn, with_workers, "workers"), IN_MODE(fn, inline_mode, "inline")
+
 int main(void)
 {
     t_require_io_uring();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(idle_silent_closed),
-        cmocka_unit_test(idle_talker_stays),
-        cmocka_unit_test(idle_counts_from_last_frame),
-        cmocka_unit_test(read_half_header_closed),
-        cmocka_unit_test(read_slow_whole_frames_stay),
-        cmocka_unit_test(heartbeats_to_silent_client),
-        cmocka_unit_test(heartbeat_answers_keep_alive),
+        BOTH(idle_silent_closed),           BOTH(idle_talker_stays),
+        BOTH(idle_counts_from_last_frame),  BOTH(read_half_header_closed),
+        BOTH(read_slow_whole_frames_stay),  BOTH(heartbeats_to_silent_client),
+        BOTH(heartbeat_answers_keep_alive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
