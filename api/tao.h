@@ -9,5 +9,6 @@
 #include "tao/server.h"
 #include "tao/timer.h"
 #include "tao/client.h"
+#include "tao/tls.h"
 
 #endif

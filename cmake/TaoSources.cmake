@@ -21,4 +21,5 @@ list(APPEND TAO_SOURCES
     engine/timer.c
     engine/endpoint.c
     engine/client.c
+    engine/tls.c
 )

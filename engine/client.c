@@ -78,7 +78,6 @@ static void connected(tao_conn_t *c)
     cs(c)->failures = 0;
     c->flags &= ~(uint32_t)C_OFFLINE;
     c->last_rx = c->last_tx = c->loop->now;
-    atomic_store(&c->connected, true);
     tao__conn_start(c);
 }
 
@@ -249,6 +248,8 @@ TAO_API int tao_client_create(const tao_client_config_t *cfg, tao_client_t **out
     int rc = apply_defaults(cl, cfg ? cfg : &zero);
     if (rc == 0)
         rc = tao__ep_init(&cl->ep, cl->cfg.max_conns);
+    if (rc == 0 && cl->cfg.tls)
+        rc = tao__tls_ctx_create(cl->cfg.tls, false, &cl->ep.tls);
     if (rc == 0 && !cl->cfg.server) {
         unsigned workers = cl->cfg.workers > 0 ? (unsigned)cl->cfg.workers : 0;
         rc = tao__runtime_init(&cl->own, cl->cfg.loops, workers, cl->cfg.buf_count,
@@ -432,6 +433,7 @@ TAO_API void tao_client_destroy(tao_client_t *cl)
         tao__runtime_deinit(&cl->own);
     }
     tao__ep_deinit(&cl->ep);
+    tao__tls_ctx_destroy(cl->ep.tls);
     free(cl);
 }
 

@@ -150,11 +150,29 @@ void tao__conn_reset(tao_conn_t *c)
     c->last_rx = c->last_tx = c->loop->now;
 }
 
-/* on_connect, then reading. on_connect runs on the loop thread. */
+/* A new socket: with TLS the handshake comes first (tao__conn_ready follows
+ * it), else the connection is ready at once. */
 void tao__conn_start(tao_conn_t *c)
+{
+    if (!c->ep->tls) {
+        tao__conn_ready(c);
+        return;
+    }
+    int rc = tao__tls_begin(c);
+    if (rc < 0) {
+        tao__conn_error(c, rc, "TLS setup");
+        tao__conn_abort_local(c);
+        return;
+    }
+    tao__conn_progress(c);
+}
+
+/* on_connect, then reading. on_connect runs on the loop thread. */
+void tao__conn_ready(tao_conn_t *c)
 {
     tao__endpoint_t *ep = c->ep;
     ka_arm(c);
+    atomic_store(&c->connected, true); /* a client: sends work from now on */
     if (ep->on_connect && ep->on_connect(c) < 0) {
         STAT_ADD(c->loop, refused, 1);
         if (c->client)
@@ -275,7 +293,7 @@ static void unstash(tao_conn_t *c, size_t used)
     c->in_cap = 0;
 }
 
-static void input(tao_conn_t *c, const uint8_t *buf, size_t len)
+void tao__conn_input(tao_conn_t *c, const uint8_t *buf, size_t len)
 {
     int rc = 0;
     if (c->in_len == 0) {
@@ -311,8 +329,13 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         STAT_ADD(loop, bytes_in, res);
         c->last_rx = loop->now;
-        if (!(c->flags & (C_CLOSING | C_FENCING)))
-            input(c, loop->bufs + (size_t)bid * loop->buf_size, (size_t)res);
+        const uint8_t *data = loop->bufs + (size_t)bid * loop->buf_size;
+        if (c->flags & (C_CLOSING | C_FENCING))
+            ; /* closing: the rest is discarded */
+        else if (c->tls)
+            tao__tls_input(c, data, (size_t)res);
+        else
+            tao__conn_input(c, data, (size_t)res);
         tao__buf_recycle(loop, bid);
     } else if (res == 0) {
         c->flags |= C_EOF;
@@ -340,9 +363,12 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
 
 /* ---- back-pressure ------------------------------------------------------ */
 
+/* Output passed the high watermark: stop reading until it drains. Servers
+ * only: a client's incoming replies do not add to its output, and if both
+ * ends stopped reading while their output was full, neither would drain. */
 void tao__conn_pause(tao_conn_t *c)
 {
-    if (c->flags & (C_PAUSED | C_CLOSING))
+    if (c->flags & (C_PAUSED | C_CLOSING) || c->client)
         return;
     c->flags |= C_PAUSED;
     recv_cancel(c);
@@ -544,6 +570,8 @@ void tao__conn_close_local(tao_conn_t *c, bool from_worker)
     c->flags &= ~(uint32_t)(C_PAUSED | C_WPAUSED | C_FENCING);
     atomic_store(&c->closing, true);
     tao__wheel_cancel(&c->loop->wheel, &c->ka);
+    if (c->tls)
+        tao__tls_shutdown(c); /* close_notify, behind the queued replies */
     tao__conn_mark_dirty(c);
     tao__conn_progress(c);
 }
@@ -653,6 +681,7 @@ void tao__close_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *
     tao__wheel_cancel(&loop->wheel, &c->linger);
     tao__wheel_cancel(&loop->wheel, &c->ka);
     tao__conn_timers_cancel(c);
+    tao__tls_end(c);
     STAT_ADD(loop, queued, -(int64_t)c->out.bytes);
     atomic_fetch_sub(&c->queued, c->out.bytes);
     tao__outq_clear(&c->out);

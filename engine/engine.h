@@ -22,6 +22,7 @@
 #include "codec/registry.h"
 #include "engine/log.h"
 #include "engine/timerwheel.h"
+#include "engine/tls.h"
 #include "tao/server.h"
 #include "tao/timer.h"
 #include "tao/client.h"
@@ -172,6 +173,7 @@ typedef struct tao__endpoint {
     tao_close_cb on_close;
     tao_writable_cb on_writable;
     void (*on_error)(struct tao__endpoint *ep, tao_conn_t *c, int err, const char *what);
+    tao__tls_ctx_t *tls; /* TLS on every connection, when set */
     atomic_uint_fast64_t bcast_skipped;
     atomic_uint_fast64_t unmarshal_err;
     atomic_uint_fast64_t send_rejected;
@@ -229,6 +231,7 @@ struct tao_conn {
     uint64_t last_rx, last_tx, partial_since;
     tao__utimer_t *timers;      /* user timers, cancelled on close */
     struct tao__cstate *client; /* client connection state, when a client */
+    struct tao__tls *tls;       /* TLS state, when the endpoint has TLS */
     tao_conn_t *map_next;       /* server's id map chain */
 };
 
@@ -422,6 +425,8 @@ void tao__conn_attach(tao_conn_t *c);
 void tao__conn_finish(tao_conn_t *c);
 void tao__conn_reset(tao_conn_t *c);
 void tao__conn_start(tao_conn_t *c);
+void tao__conn_ready(tao_conn_t *c);
+void tao__conn_input(tao_conn_t *c, const uint8_t *buf, size_t len);
 void tao__conn_ref(tao_conn_t *c);
 void tao__conn_unref(tao_conn_t *c);
 void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);

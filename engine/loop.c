@@ -477,6 +477,7 @@ void *tao__loop_main(void *arg)
     tao__loop_timers_free(loop);
     flush_workers(loop);
     teardown(loop);
+    tao__tls_thread_exit();
     tao__tls_loop = NULL;
     return NULL;
 }

@@ -241,6 +241,19 @@ void tao__send_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
 /* A chunk built on another thread reaches the loop. */
 void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k)
 {
+    if (c->tls) {
+        /* Encrypted into the queue; the plaintext count gives way to the
+         * ciphertext one. */
+        atomic_fetch_sub(&c->queued, tao__chunk_bytes(k));
+        if (tao__tls_write_chunk(c, k) < 0) {
+            tao__conn_abort_local(c);
+            return;
+        }
+        STAT_ADD(c->loop, frames_out, 1);
+        if (atomic_load(&c->queued) >= c->ep->out_high)
+            tao__conn_pause(c);
+        return;
+    }
     tao__outq_append(&c->out, k);
     STAT_ADD(c->loop, frames_out, 1);
     STAT_ADD(c->loop, queued, tao__chunk_bytes(k));
@@ -285,6 +298,16 @@ int tao__conn_send_local(tao_conn_t *c, int32_t type, const void *payload, size_
     int rc = send_check(c, type, len, &h);
     if (rc == 0 && (c->flags & C_CLOSING))
         rc = -ESHUTDOWN;
+    if (rc == 0 && c->tls) {
+        /* The TLS send callback queues (and counts) the ciphertext. */
+        rc = tao__tls_write(c, &h, payload, len);
+        if (rc < 0)
+            return rc;
+        STAT_ADD(c->loop, frames_out, 1);
+        if (atomic_load(&c->queued) >= c->ep->out_high)
+            tao__conn_pause(c);
+        return 0;
+    }
     if (rc == 0)
         rc = tao__outq_push_copy(&c->out, &h, payload, len);
     if (rc < 0)

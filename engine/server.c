@@ -84,6 +84,8 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
     int rc = apply_defaults(srv, cfg ? cfg : &zero);
     if (rc == 0)
         rc = tao__ep_init(&srv->ep, srv->cfg.max_conns);
+    if (rc == 0 && srv->cfg.tls)
+        rc = tao__tls_ctx_create(srv->cfg.tls, true, &srv->ep.tls);
     if (rc == 0) {
         unsigned workers = srv->cfg.workers > 0 ? (unsigned)srv->cfg.workers : 0;
         rc = tao__runtime_init(&srv->rt, srv->cfg.loops, workers, srv->cfg.buf_count,
@@ -148,6 +150,7 @@ TAO_API void tao_server_destroy(tao_server_t *srv)
         return;
     tao__runtime_deinit(&srv->rt);
     tao__ep_deinit(&srv->ep);
+    tao__tls_ctx_destroy(srv->ep.tls);
     free(srv);
 }
 

@@ -33,6 +33,7 @@
 #include "conn.h"
 #include "message.h"
 #include "server.h"
+#include "tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,6 +67,7 @@ typedef struct tao_client_config {
     unsigned reconnect_max_ms;                               /* backoff cap; 0 = 30,000 */
     unsigned reconnect_attempts; /* failed attempts in a row before giving up;
                                     0 = never give up */
+    const tao_tls_config_t *tls; /* TLS on every connection; NULL = plain */
     bool no_pin;                 /* own loops: do not pin them to CPUs */
     tao_connect_cb on_connect;   /* returning < 0 closes (no reconnect) */
     tao_handler_cb on_message;

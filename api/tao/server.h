@@ -22,6 +22,7 @@
 #include "common.h"
 #include "conn.h"
 #include "message.h"
+#include "tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,29 +57,30 @@ typedef void (*tao_writable_cb)(tao_conn_t *conn);
  * on_connect, on_error and on_writable run on the I/O loop and must not
  * block (on_error for an unmarshal failure runs where the handler would). */
 typedef struct tao_server_config {
-    const char *listen;       /* "HOST:PORT", "[v6]:PORT"; NULL = "127.0.0.1:12345";
-                                 port 0 picks a free port (see tao_server_port) */
-    unsigned loops;           /* I/O loops; 0 = online CPUs */
-    int workers;              /* worker threads for handlers; 0 = one per CPU
-                                 (at least 2); TAO_WORKERS_INLINE: none, run
-                                 handlers on the I/O loop */
-    const tao_codec_t *codec; /* copied; NULL = TLV with max_frame */
-    size_t max_frame;         /* TLV max payload; 0 = 8 MiB */
-    unsigned max_conns;       /* across all loops; 0 = 10,000 */
-    size_t out_high;          /* output queue high watermark; 0 = 4 MiB */
-    size_t out_low;           /* low watermark; 0 = out_high / 4 */
-    unsigned buf_count;       /* receive buffers per loop, power of two; 0 = 512 */
-    unsigned buf_size;        /* bytes per receive buffer; 0 = 16 KiB */
-    unsigned backlog;         /* listen backlog; 0 = 4096 */
-    unsigned idle_timeout_ms; /* close a connection silent this long, with
-                                 on_error(-ETIMEDOUT); 0 = never */
-    unsigned read_timeout_ms; /* close a connection whose started frame does
-                                 not finish within this (slowloris); 0 = never */
-    unsigned heartbeat_ms;    /* send Go Tao's heartbeat (type 0, LE int64 ns
-                                 timestamp) after this long without sending;
-                                 0 = never */
-    bool no_pin;              /* do not pin loops to CPUs (they are pinned
-                                 when there is one loop per CPU) */
+    const char *listen;          /* "HOST:PORT", "[v6]:PORT"; NULL = "127.0.0.1:12345";
+                                    port 0 picks a free port (see tao_server_port) */
+    unsigned loops;              /* I/O loops; 0 = online CPUs */
+    int workers;                 /* worker threads for handlers; 0 = one per CPU
+                                    (at least 2); TAO_WORKERS_INLINE: none, run
+                                    handlers on the I/O loop */
+    const tao_codec_t *codec;    /* copied; NULL = TLV with max_frame */
+    size_t max_frame;            /* TLV max payload; 0 = 8 MiB */
+    unsigned max_conns;          /* across all loops; 0 = 10,000 */
+    size_t out_high;             /* output queue high watermark; 0 = 4 MiB */
+    size_t out_low;              /* low watermark; 0 = out_high / 4 */
+    unsigned buf_count;          /* receive buffers per loop, power of two; 0 = 512 */
+    unsigned buf_size;           /* bytes per receive buffer; 0 = 16 KiB */
+    unsigned backlog;            /* listen backlog; 0 = 4096 */
+    unsigned idle_timeout_ms;    /* close a connection silent this long, with
+                                    on_error(-ETIMEDOUT); 0 = never */
+    unsigned read_timeout_ms;    /* close a connection whose started frame does
+                                    not finish within this (slowloris); 0 = never */
+    unsigned heartbeat_ms;       /* send Go Tao's heartbeat (type 0, LE int64 ns
+                                    timestamp) after this long without sending;
+                                    0 = never */
+    const tao_tls_config_t *tls; /* TLS on every connection; NULL = plain */
+    bool no_pin;                 /* do not pin loops to CPUs (they are pinned
+                                    when there is one loop per CPU) */
     tao_connect_cb on_connect;
     tao_handler_cb on_message; /* frames of types registered with a NULL handler */
     tao_close_cb on_close;
