@@ -188,6 +188,12 @@ static void test_emfile_backoff(void **state)
     nofile_lowered = true;
     assert_int_equal(tao_server_start(srv), 0);
     int port = tao_server_port(srv);
+    /* An accept with no connection waiting still holds a descriptor for a
+     * moment (the kernel reserves one before it looks), which could leave
+     * a hole in what is taken below. A first client, served, shows the
+     * accept has settled into waiting; it stays connected. */
+    int probe = t_connect(port);
+    echo_once(probe, 400);
     int fd;
     while (nfillers <= EM_HEADROOM && (fd = fcntl(cl[0], F_DUPFD_CLOEXEC, 0)) >= 0)
         fillers[nfillers++] = fd;
@@ -210,8 +216,8 @@ static void test_emfile_backoff(void **state)
     tao_stats_t st;
     tao_server_stats(srv, &st);
     assert_true(st.accept_backoffs >= 2);
-    assert_int_equal(st.conns_accepted, 0);
-    assert_int_equal(tao_server_conn_count(srv), 0);
+    assert_int_equal(st.conns_accepted, 1);
+    assert_int_equal(tao_server_conn_count(srv), 1);
 
     restore_nofile();
 
@@ -222,12 +228,14 @@ static void test_emfile_backoff(void **state)
         assert_memory_equal(back, frames[i], sizeof back);
     }
     tao_server_stats(srv, &st);
-    assert_int_equal(st.conns_accepted, EM_CLIENTS);
+    assert_int_equal(st.conns_accepted, 1 + EM_CLIENTS);
     assert_int_equal(atomic_load(&other_errors), 0);
+    echo_once(probe, 401);
 
     for (int i = 0; i < EM_CLIENTS; i++)
         close(cl[i]);
-    assert_true(T_WAIT(atomic_load(&closes) == EM_CLIENTS, 5000));
+    close(probe);
+    assert_true(T_WAIT(atomic_load(&closes) == 1 + EM_CLIENTS, 5000));
     tao_server_stop(srv, 0);
     tao_server_wait(srv);
     tao_server_destroy(srv);
