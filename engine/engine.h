@@ -202,6 +202,7 @@ enum {
     C_WPAUSED = 1u << 14,     /* worker backlog above the limit: not reading */
     C_FENCING = 1u << 15,     /* a close is waiting for the worker to catch up */
     C_OFFLINE = 1u << 16,     /* client: no socket (connecting or backing off) */
+    C_DRAIN = 1u << 17,       /* stopping: read what the peer already sent, then close */
 };
 
 struct tao_conn {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -249,6 +250,27 @@ static void deadline_fire(tao__timer_t *t, uint64_t now)
                  loop->idx, n);
 }
 
+static bool unread(const tao_conn_t *c)
+{
+    int n = 0;
+    return !(c->flags & (C_OFFLINE | C_CLOSING | C_EOF)) && c->fd >= 0 &&
+           ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* While stopping: close each draining connection once its socket is empty.
+ * Runs after a whole batch, so no completion still holding its bytes is
+ * left unprocessed. */
+static void drain_check(tao__loop_t *loop)
+{
+    for (tao_conn_t *c = loop->conns.next, *next; c != &loop->conns; c = next) {
+        next = c->next;
+        if ((c->flags & C_DRAIN) && !unread(c)) {
+            c->flags &= ~(uint32_t)C_DRAIN;
+            tao__conn_close_local(c, false);
+        }
+    }
+}
+
 static void begin_stop(tao__loop_t *loop)
 {
     unsigned ms = atomic_load(&loop->rt->stop_deadline_ms);
@@ -256,7 +278,13 @@ static void begin_stop(tao__loop_t *loop)
     tao__listener_close(loop);
     for (tao_conn_t *c = loop->conns.next, *next; c != &loop->conns; c = next) {
         next = c->next;
-        tao__conn_close_local(c, false);
+        /* Frames the peer sent before the stop are handled, not dropped:
+         * a connection with bytes waiting in its socket closes once they
+         * have been read (see drain_check). */
+        if (unread(c))
+            c->flags |= C_DRAIN;
+        else
+            tao__conn_close_local(c, false);
     }
     tao__timer_init(&loop->stop_deadline, deadline_fire);
     tao__wheel_add(&loop->wheel, &loop->stop_deadline, loop->now + ms, 0);
@@ -388,9 +416,11 @@ static void after_batch(tao__loop_t *loop)
             tao__conn_flush(c);
         }
     }
-    flush_workers(loop);
     if (!loop->stopping && atomic_load(&loop->rt->stop_requested))
         begin_stop(loop);
+    else if (loop->stopping)
+        drain_check(loop);
+    flush_workers(loop);
     timer_arm(loop);
 }
 

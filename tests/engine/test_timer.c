@@ -27,11 +27,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define LATE_MS 250
-#else
-#define LATE_MS 60
-#endif
+/* "Never early" is strict. "Not late" only catches gross faults (a tick
+ * of hundreds of milliseconds, a lost wake-up): on a shared 2-core machine
+ * running the suite in parallel, a loop thread can be descheduled for tens
+ * of milliseconds. Precision is measured by the benchmark, not here. */
+#define LATE_MS 400
 
 #define T_AFTER 10    /* arm a connection timer; it sends T_FIRED */
 #define T_FIRED 11    /* payload: the delay, LE uint32 */
