@@ -205,6 +205,8 @@ static int apply_defaults(tao_client_t *cl, const tao_client_config_t *in)
         return -EINVAL;
     if (!cfg->max_conns)
         cfg->max_conns = 10000;
+    if (cfg->zc_buffers > 65535)
+        return -EINVAL;
     if (!cfg->connect_timeout_ms)
         cfg->connect_timeout_ms = CONNECT_TIMEOUT_MS;
     if (!cfg->reconnect_initial_ms)
@@ -231,6 +233,8 @@ static void endpoint_init(tao_client_t *cl)
     ep->idle_ms = cfg->idle_timeout_ms;
     ep->read_ms = cfg->read_timeout_ms;
     ep->heartbeat_ms = cfg->heartbeat_ms;
+    ep->zc_threshold = cfg->server ? 0 : cfg->zc_threshold; /* a shared server's loops have
+                                                              their own buffers, or none */
     ep->workers = cfg->workers > 0;
     ep->on_connect = cfg->on_connect;
     ep->on_message = cfg->on_message;
@@ -252,6 +256,10 @@ TAO_API int tao_client_create(const tao_client_config_t *cfg, tao_client_t **out
         rc = tao__tls_ctx_create(cl->cfg.tls, false, &cl->ep.tls);
     if (rc == 0 && !cl->cfg.server) {
         unsigned workers = cl->cfg.workers > 0 ? (unsigned)cl->cfg.workers : 0;
+        if (cl->cfg.zc_threshold) {
+            cl->own.zc_count = cl->cfg.zc_buffers ? cl->cfg.zc_buffers : 32;
+            cl->own.zc_size = cl->cfg.zc_buffer_size ? cl->cfg.zc_buffer_size : 65536;
+        }
         rc = tao__runtime_init(&cl->own, cl->cfg.loops, workers, cl->cfg.buf_count,
                                cl->cfg.buf_size, cl->cfg.no_pin);
     }

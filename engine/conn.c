@@ -97,7 +97,6 @@ tao_conn_t *tao__conn_alloc(tao__loop_t *loop, tao__endpoint_t *ep, uint64_t id,
     atomic_init(&c->refs, 1); /* the loop's, dropped after the close */
     atomic_init(&c->connected, true);
     c->recv_op.kind = OP_RECV;
-    c->send_op.kind = OP_SEND;
     c->close_op.kind = OP_CLOSE;
     tao__timer_init(&c->linger, linger_fire);
     tao__timer_init(&c->ka, ka_fire);
@@ -111,7 +110,7 @@ tao_conn_t *tao__conn_alloc(tao__loop_t *loop, tao__endpoint_t *ep, uint64_t id,
 static void new_gen(tao_conn_t *c)
 {
     uint16_t gen = c->loop->next_gen++;
-    c->recv_op.gen = c->send_op.gen = c->close_op.gen = gen;
+    c->recv_op.gen = c->close_op.gen = gen;
 }
 
 void tao__conn_attach(tao_conn_t *c)
@@ -497,8 +496,7 @@ static void progress_abort(tao_conn_t *c)
     recv_cancel(c);
     if (c->flags & C_SEND_INFLIGHT) {
         struct io_uring_sqe *sqe = tao__sqe(c->loop);
-        io_uring_prep_cancel64(
-            sqe, (uint64_t)(uintptr_t)&c->send_op | ((uint64_t)c->send_op.gen << 48), 0);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&c->sending->op, 0);
         io_uring_sqe_set_data64(sqe, 0);
         return;
     }

@@ -67,6 +67,8 @@ struct tao__chunk {
     size_t ext_len;
     tao_payload_free_fn free_fn;
     void *free_user;
+    tao__loop_t *zc_loop; /* set when ext is a registered buffer */
+    uint32_t zc_slot;     /* that buffer's index */
     uint8_t post[TAO_FRAME_POST_MAX];
     uint8_t post_len;
     uint8_t data[];
@@ -83,6 +85,9 @@ typedef struct tao__outq {
 typedef struct tao__sendctx tao__sendctx_t;
 struct tao__sendctx {
     tao__sendctx_t *next_free;
+    tao__op_t op; /* every send's user_data */
+    tao_conn_t *conn;
+    int zc_slot; /* registered buffer of a SEND_ZC, else -1 */
     struct msghdr msg;
     struct iovec iov[TAO__IOV_MAX];
 };
@@ -174,6 +179,7 @@ typedef struct tao__endpoint {
     tao_writable_cb on_writable;
     void (*on_error)(struct tao__endpoint *ep, tao_conn_t *c, int err, const char *what);
     tao__tls_ctx_t *tls; /* TLS on every connection, when set */
+    size_t zc_threshold; /* SEND_ZC for payloads this large; 0 = never */
     atomic_uint_fast64_t bcast_skipped;
     atomic_uint_fast64_t unmarshal_err;
     atomic_uint_fast64_t send_rejected;
@@ -213,7 +219,7 @@ struct tao_conn {
     int fd;
     uint32_t flags;
     uint16_t worker;
-    tao__op_t recv_op, send_op, close_op;
+    tao__op_t recv_op, close_op;
     atomic_uint refs;          /* any thread: the loop's, plus one per item */
     atomic_bool closing;       /* any thread: published C_CLOSING */
     atomic_bool want_writable; /* any thread: a send got -EAGAIN */
@@ -273,7 +279,7 @@ struct tao__utimer {
 typedef struct tao__counters {
     uint64_t accepted, refused, closed, frames_in, frames_out, bytes_in, bytes_out;
     uint64_t unknown, decode_err, unmarshal_err, send_rejected, backoffs, enobufs;
-    uint64_t queued, timeouts, timers;
+    uint64_t queued, timeouts, timers, zc_sends;
 } tao__counters_t;
 
 #define STAT_ADD(loop, field, n)                                                                   \
@@ -323,6 +329,12 @@ struct tao__loop {
     tao__sendctx_t *free_ctx;
     tao__queue_t *to_worker; /* per worker: frames of this batch */
 
+    /* Registered buffers for SEND_ZC: a slot is free when its count of
+     * users (the chunk, each ZC send until its notification) is 0. */
+    uint8_t *zc_mem;
+    unsigned zc_count, zc_size, zc_nfree;
+    uint16_t *zc_free, *zc_refs;
+
     bool stopping;
     tao__timer_t stop_deadline;
 
@@ -350,6 +362,7 @@ struct tao__runtime {
     tao__loop_t *loops;
     tao__worker_t *workers;
     unsigned buf_count, buf_size;
+    unsigned zc_count, zc_size; /* registered send buffers per loop */
     bool no_pin;
     atomic_bool stop_requested;
     atomic_uint stop_deadline_ms;
@@ -408,6 +421,7 @@ void tao__loop_deinit(tao__loop_t *loop);
 void *tao__loop_main(void *arg);
 void tao__loop_wake(tao__loop_t *loop);
 void tao__buf_recycle(tao__loop_t *loop, unsigned bid);
+void tao__zc_put(tao__loop_t *loop, unsigned slot);
 
 /* engine/worker.c */
 void *tao__worker_main(void *arg);

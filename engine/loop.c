@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,6 +102,47 @@ static int bufs_setup(tao__loop_t *loop)
                               (unsigned short)i, io_uring_buf_ring_mask(loop->buf_count), (int)i);
     io_uring_buf_ring_advance(loop->br, (int)loop->buf_count);
     return 0;
+}
+
+/* Registered buffers for SEND_ZC. They are pinned memory, counted against
+ * RLIMIT_MEMLOCK for unprivileged users: when they do not fit, say so and
+ * send without them. */
+static void zc_setup(tao__loop_t *loop)
+{
+    tao__runtime_t *rt = loop->rt;
+    size_t total = (size_t)rt->zc_count * rt->zc_size;
+    if (!total)
+        return;
+    loop->zc_mem = aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
+    loop->zc_free = calloc(rt->zc_count, sizeof *loop->zc_free);
+    loop->zc_refs = calloc(rt->zc_count, sizeof *loop->zc_refs);
+    struct iovec *iov = calloc(rt->zc_count, sizeof *iov);
+    int rc = -ENOMEM;
+    if (loop->zc_mem && loop->zc_free && loop->zc_refs && iov) {
+        for (unsigned i = 0; i < rt->zc_count; i++) {
+            iov[i].iov_base = loop->zc_mem + (size_t)i * rt->zc_size;
+            iov[i].iov_len = rt->zc_size;
+            loop->zc_free[i] = (uint16_t)(rt->zc_count - 1 - i);
+        }
+        rc = io_uring_register_buffers(&loop->ring, iov, rt->zc_count);
+    }
+    free(iov);
+    if (rc < 0) {
+        struct rlimit rl;
+        getrlimit(RLIMIT_MEMLOCK, &rl);
+        tao__log(TAO_LOG_WARN,
+                 "loop %u: %zu KiB of registered send buffers refused (%s; RLIMIT_MEMLOCK %llu "
+                 "KiB): SEND_ZC off. Raise 'ulimit -l' or lower zc_buffers / zc_buffer_size",
+                 loop->idx, total / 1024, strerror(-rc), (unsigned long long)rl.rlim_cur / 1024);
+        free(loop->zc_mem);
+        free(loop->zc_free);
+        free(loop->zc_refs);
+        loop->zc_mem = NULL;
+        loop->zc_free = loop->zc_refs = NULL;
+        return;
+    }
+    loop->zc_count = loop->zc_nfree = rt->zc_count;
+    loop->zc_size = rt->zc_size;
 }
 
 void tao__buf_recycle(tao__loop_t *loop, unsigned bid)
@@ -448,6 +490,13 @@ static void report_ready(tao__loop_t *loop, int rc)
 
 static void teardown(tao__loop_t *loop)
 {
+    if (loop->zc_mem) {
+        io_uring_unregister_buffers(&loop->ring);
+        free(loop->zc_mem);
+        free(loop->zc_free);
+        free(loop->zc_refs);
+        loop->zc_mem = NULL;
+    }
     if (loop->br) {
         io_uring_unregister_buf_ring(&loop->ring, 0);
         munmap(loop->br, loop->br_len);
@@ -471,6 +520,8 @@ void *tao__loop_main(void *arg)
         tao__log(TAO_LOG_ERROR, "loop %u: buffer ring setup failed: %s", loop->idx, strerror(-rc));
         teardown(loop);
     }
+    if (rc == 0)
+        zc_setup(loop);
     report_ready(loop, rc);
     if (rc < 0)
         return NULL;

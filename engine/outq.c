@@ -21,7 +21,9 @@ size_t tao__chunk_bytes(const tao__chunk_t *k)
 
 void tao__chunk_free(tao__chunk_t *k)
 {
-    if (k->free_fn)
+    if (k->zc_loop)
+        tao__zc_put(k->zc_loop, k->zc_slot);
+    else if (k->free_fn)
         k->free_fn(k->ext, k->free_user);
     free(k);
 }
@@ -152,11 +154,13 @@ static int put_iov(struct iovec *iov, int n, const void *base, size_t len, size_
     return n + 1;
 }
 
+/* iovecs from the head, up to (not into) a chunk in a registered buffer:
+ * those go alone, as SEND_ZC. */
 static int gather(const tao__outq_t *q, struct iovec *iov)
 {
     size_t skip = q->head_off;
     int n = 0;
-    for (const tao__chunk_t *k = q->head; k && n < TAO__IOV_MAX; k = k->next) {
+    for (const tao__chunk_t *k = q->head; k && n < TAO__IOV_MAX && !k->zc_loop; k = k->next) {
         n = put_iov(iov, n, k->data, k->len, &skip);
         if (k->ext_len)
             n = put_iov(iov, n, k->ext, k->ext_len, &skip);
@@ -166,43 +170,100 @@ static int gather(const tao__outq_t *q, struct iovec *iov)
     return n;
 }
 
-static tao__sendctx_t *ctx_get(tao__loop_t *loop)
+static tao__sendctx_t *ctx_get(tao__loop_t *loop, tao_conn_t *c)
 {
     tao__sendctx_t *ctx = loop->free_ctx;
-    if (ctx) {
+    if (ctx)
         loop->free_ctx = ctx->next_free;
-        return ctx;
-    }
-    return malloc(sizeof *ctx);
+    else if (!(ctx = malloc(sizeof *ctx)))
+        return NULL;
+    ctx->op = (tao__op_t){.kind = OP_SEND};
+    ctx->conn = c;
+    ctx->zc_slot = -1;
+    return ctx;
 }
 
 static void ctx_put(tao__loop_t *loop, tao__sendctx_t *ctx)
 {
+    if (ctx->zc_slot >= 0)
+        tao__zc_put(loop, (unsigned)ctx->zc_slot);
     ctx->next_free = loop->free_ctx;
     loop->free_ctx = ctx;
 }
+
+/* ---- registered buffers for SEND_ZC ----------------------------------------- */
+
+void tao__zc_put(tao__loop_t *loop, unsigned slot)
+{
+    if (--loop->zc_refs[slot] == 0)
+        loop->zc_free[loop->zc_nfree++] = (uint16_t)slot;
+}
+
+/* Copy a frame into a free registered buffer: one copy, as for any send,
+ * and the kernel then sends from pinned memory. NULL when none fits. */
+static tao__chunk_t *zc_chunk(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload,
+                              size_t len)
+{
+    tao__loop_t *loop = c->loop;
+    size_t total = h->pre_len + len + h->post_len;
+    if (!c->ep->zc_threshold || len < c->ep->zc_threshold || !loop->zc_nfree ||
+        total > loop->zc_size || c->tls)
+        return NULL;
+    tao__chunk_t *k = chunk_new(0);
+    if (!k)
+        return NULL;
+    unsigned slot = loop->zc_free[--loop->zc_nfree];
+    loop->zc_refs[slot] = 1;
+    k->zc_loop = loop;
+    k->zc_slot = slot;
+    k->ext = loop->zc_mem + (size_t)slot * loop->zc_size;
+    k->ext_len = total;
+    memcpy(k->ext, h->pre, h->pre_len);
+    if (len)
+        memcpy(k->ext + h->pre_len, payload, len);
+    memcpy(k->ext + h->pre_len + len, h->post, h->post_len);
+    return k;
+}
+
+static void submit_zc(tao_conn_t *c, tao__sendctx_t *ctx, tao__chunk_t *k)
+{
+    tao__loop_t *loop = c->loop;
+    size_t skip = c->out.head_off - k->len; /* a ZC chunk has no data[] bytes */
+    struct io_uring_sqe *sqe = tao__sqe(loop);
+    io_uring_prep_send_zc_fixed(sqe, c->fd, k->ext + skip, k->ext_len - skip, MSG_NOSIGNAL, 0,
+                                k->zc_slot);
+    ctx->zc_slot = (int)k->zc_slot;
+    loop->zc_refs[k->zc_slot]++; /* until the kernel's notification */
+    STAT_ADD(loop, zc_sends, 1);
+    tao__sqe_op(sqe, &ctx->op);
+}
+
+/* ---- sending -------------------------------------------------------------- */
 
 void tao__conn_flush(tao_conn_t *c)
 {
     if (c->flags & (C_SEND_INFLIGHT | C_CLOSE_SUBMITTED | C_ABORT) || !c->out.bytes)
         return;
     tao__loop_t *loop = c->loop;
-    tao__sendctx_t *ctx = ctx_get(loop);
+    tao__sendctx_t *ctx = ctx_get(loop, c);
     if (!ctx) {
         tao__conn_error(c, -ENOMEM, "send");
-        tao_conn_abort(c);
+        tao__conn_abort_local(c);
         return;
     }
-    memset(&ctx->msg, 0, sizeof ctx->msg);
-    ctx->msg.msg_iov = ctx->iov;
-    ctx->msg.msg_iovlen = (size_t)gather(&c->out, ctx->iov);
-
-    struct io_uring_sqe *sqe = tao__sqe(loop);
-    if (ctx->msg.msg_iovlen == 1)
-        io_uring_prep_send(sqe, c->fd, ctx->iov[0].iov_base, ctx->iov[0].iov_len, MSG_NOSIGNAL);
-    else
-        io_uring_prep_sendmsg(sqe, c->fd, &ctx->msg, MSG_NOSIGNAL);
-    tao__sqe_op(sqe, &c->send_op);
+    if (c->out.head->zc_loop) {
+        submit_zc(c, ctx, c->out.head);
+    } else {
+        memset(&ctx->msg, 0, sizeof ctx->msg);
+        ctx->msg.msg_iov = ctx->iov;
+        ctx->msg.msg_iovlen = (size_t)gather(&c->out, ctx->iov);
+        struct io_uring_sqe *sqe = tao__sqe(loop);
+        if (ctx->msg.msg_iovlen == 1)
+            io_uring_prep_send(sqe, c->fd, ctx->iov[0].iov_base, ctx->iov[0].iov_len, MSG_NOSIGNAL);
+        else
+            io_uring_prep_sendmsg(sqe, c->fd, &ctx->msg, MSG_NOSIGNAL);
+        tao__sqe_op(sqe, &ctx->op);
+    }
     c->sending = ctx;
     c->flags |= C_SEND_INFLIGHT;
     tao__conn_touch_tx(c);
@@ -210,13 +271,19 @@ void tao__conn_flush(tao_conn_t *c)
 
 void tao__send_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
 {
-    tao_conn_t *c = container_of(op, tao_conn_t, send_op);
+    tao__sendctx_t *ctx = container_of(op, tao__sendctx_t, op);
+    if (cqe->flags & IORING_CQE_F_NOTIF) {
+        /* SEND_ZC's second completion: the kernel is done with the buffer. */
+        ctx_put(loop, ctx);
+        return;
+    }
+    tao_conn_t *c = ctx->conn;
     size_t before = c->out.bytes;
 
-    ctx_put(loop, c->sending);
     c->sending = NULL;
     c->flags &= ~(uint32_t)C_SEND_INFLIGHT;
-
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        ctx_put(loop, ctx); /* no notification follows */
     if (cqe->res < 0) {
         if (cqe->res != -ECANCELED && !(c->flags & C_CLOSING))
             tao__conn_error(c, cqe->res, "send");
@@ -308,7 +375,10 @@ int tao__conn_send_local(tao_conn_t *c, int32_t type, const void *payload, size_
             tao__conn_pause(c);
         return 0;
     }
-    if (rc == 0)
+    tao__chunk_t *zc = rc == 0 ? zc_chunk(c, &h, payload, len) : NULL;
+    if (zc)
+        tao__outq_append(&c->out, zc);
+    else if (rc == 0)
         rc = tao__outq_push_copy(&c->out, &h, payload, len);
     if (rc < 0)
         return rc;

@@ -72,7 +72,10 @@ void tao__post_worker(tao__worker_t *w, tao__queue_t *batch)
 int tao__runtime_init(tao__runtime_t *rt, unsigned loops, unsigned workers, unsigned buf_count,
                       unsigned buf_size, bool no_pin)
 {
+    size_t zc_count = rt->zc_count, zc_size = rt->zc_size; /* set by the caller beforehand */
     memset(rt, 0, sizeof *rt);
+    rt->zc_count = (unsigned)zc_count;
+    rt->zc_size = (unsigned)zc_size;
     rt->nloops = loops;
     rt->nworkers = workers;
     rt->buf_count = buf_count;

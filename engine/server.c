@@ -40,6 +40,8 @@ static int apply_defaults(tao_server_t *srv, const tao_server_config_t *in)
         return -EINVAL;
     if (!cfg->backlog)
         cfg->backlog = 4096;
+    if (cfg->zc_buffers > 65535)
+        return -EINVAL;
     if (cfg->codec)
         srv->ep.codec = *cfg->codec;
     else
@@ -67,6 +69,7 @@ static void endpoint_init(tao_server_t *srv)
     ep->idle_ms = cfg->idle_timeout_ms;
     ep->read_ms = cfg->read_timeout_ms;
     ep->heartbeat_ms = cfg->heartbeat_ms;
+    ep->zc_threshold = cfg->zc_threshold;
     ep->workers = cfg->workers > 0;
     ep->on_connect = cfg->on_connect;
     ep->on_message = cfg->on_message;
@@ -88,6 +91,10 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
         rc = tao__tls_ctx_create(srv->cfg.tls, true, &srv->ep.tls);
     if (rc == 0) {
         unsigned workers = srv->cfg.workers > 0 ? (unsigned)srv->cfg.workers : 0;
+        if (srv->cfg.zc_threshold) {
+            srv->rt.zc_count = srv->cfg.zc_buffers ? srv->cfg.zc_buffers : 32;
+            srv->rt.zc_size = srv->cfg.zc_buffer_size ? srv->cfg.zc_buffer_size : 65536;
+        }
         rc = tao__runtime_init(&srv->rt, srv->cfg.loops, workers, srv->cfg.buf_count,
                                srv->cfg.buf_size, srv->cfg.no_pin);
     }
@@ -219,6 +226,7 @@ TAO_API void tao_server_stats(const tao_server_t *srv, tao_stats_t *st)
         st->queued_bytes += LOAD(l, queued);
         st->timeouts += LOAD(l, timeouts);
         st->timers_armed += LOAD(l, timers);
+        st->zc_sends += LOAD(l, zc_sends);
     }
     for (unsigned i = 0; i < rt->nworkers && rt->workers; i++)
         st->worker_queue += atomic_load(&rt->workers[i].depth);

@@ -68,6 +68,13 @@ typedef struct tao_client_config {
     unsigned reconnect_attempts; /* failed attempts in a row before giving up;
                                     0 = never give up */
     const tao_tls_config_t *tls; /* TLS on every connection; NULL = plain */
+    size_t zc_threshold;         /* send payloads of at least this many bytes with
+                                    SEND_ZC from registered buffers, when sent
+                                    on the loop (inline handlers, timers); 0 =
+                                    never (on loopback the kernel copies anyway) */
+    unsigned zc_buffers;         /* registered buffers per loop; 0 = 32 */
+    unsigned zc_buffer_size;     /* bytes each; 0 = 64 KiB (bigger frames are
+                                    sent the ordinary way) */
     bool no_pin;                 /* own loops: do not pin them to CPUs */
     tao_connect_cb on_connect;   /* returning < 0 closes (no reconnect) */
     tao_handler_cb on_message;

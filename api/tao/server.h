@@ -79,6 +79,13 @@ typedef struct tao_server_config {
                                     timestamp) after this long without sending;
                                     0 = never */
     const tao_tls_config_t *tls; /* TLS on every connection; NULL = plain */
+    size_t zc_threshold;         /* send payloads of at least this many bytes with
+                                    SEND_ZC from registered buffers, when sent
+                                    on the loop (inline handlers, timers); 0 =
+                                    never (on loopback the kernel copies anyway) */
+    unsigned zc_buffers;         /* registered buffers per loop; 0 = 32 */
+    unsigned zc_buffer_size;     /* bytes each; 0 = 64 KiB (bigger frames are
+                                    sent the ordinary way) */
     bool no_pin;                 /* do not pin loops to CPUs (they are pinned
                                     when there is one loop per CPU) */
     tao_connect_cb on_connect;
@@ -108,6 +115,7 @@ typedef struct tao_stats {
     uint64_t worker_queue;      /* items waiting for workers now */
     uint64_t broadcast_skipped; /* connections a broadcast could not reach */
     uint64_t timers_armed;      /* user timers pending now */
+    uint64_t zc_sends;          /* sends made with SEND_ZC */
 } tao_stats_t;
 
 /* Returns 0 and a server, or -EINVAL for a bad config (an unparsable listen
