@@ -25,6 +25,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define T_ECHO 1
@@ -404,6 +412,66 @@ static void test_stop_from_signal(void **state)
     sig_srv = NULL;
 }
 
+/* ---- io_uring blocked ------------------------------------------------------
+ * What Docker's default seccomp profile does: io_uring_setup fails with
+ * EPERM. The server must refuse to start with -EPERM and say why. */
+
+static char logged[512];
+
+static void keep_log(tao_log_level_t level, const char *msg, void *user)
+{
+    if (level >= TAO_LOG_ERROR && !logged[0])
+        snprintf(logged, sizeof logged, "%s", msg);
+}
+
+static int block_io_uring(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* In a child: the filter cannot be removed again. Exit codes: 0 ok, 2 the
+ * filter could not be installed, 1 wrong behaviour. */
+static int blocked_child(void)
+{
+    if (block_io_uring() < 0)
+        return 2;
+    tao_log_set(keep_log, NULL, TAO_LOG_ERROR);
+    tao_server_config_t cfg = {.listen = "127.0.0.1:0", .loops = 2};
+    tao_server_t *srv;
+    if (tao_server_create(&cfg, &srv) < 0)
+        return 1;
+    int rc = tao_server_start(srv);
+    tao_server_destroy(srv);
+    if (rc != -EPERM || !strstr(logged, "blocked") || !strstr(logged, "io_uring_disabled")) {
+        fprintf(stderr, "start gave %d, logged: %s\n", rc, logged);
+        return 1;
+    }
+    return 0;
+}
+
+static void test_io_uring_blocked(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(blocked_child());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 2)
+        skip();
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     t_require_io_uring();
@@ -415,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_stop_in_handler_inline),
         cmocka_unit_test(test_stop_in_handler_workers),
         cmocka_unit_test(test_stop_from_signal),
+        cmocka_unit_test(test_io_uring_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
