@@ -66,10 +66,12 @@ static void text_cpu(const lg_opts_t *o, const lg_result_t *res)
 
 void lg_report_text(const lg_opts_t *o, const lg_result_t *res)
 {
-    printf("tao-loadgen %s %s: C=%u D=%u S=%zu type=%d loops=%u, %.2f s measured after %.2f s "
-           "warmup\n",
-           mode_name(o->mode), o->addr, o->conns, o->depth, o->size, (int)o->type, o->loops,
-           res->window_s, o->warmup);
+    printf("tao-loadgen %s %s: C=%u D=%u S=%zu type=%d loops=%u, ", mode_name(o->mode), o->addr,
+           o->conns, o->depth, o->size, (int)o->type, o->loops);
+    if (o->mode == LG_IDLE)
+        printf("held %.2f s\n", res->window_s);
+    else
+        printf("%.2f s measured after %.2f s warmup\n", res->window_s, o->warmup);
     if (o->mode == LG_IDLE) {
         printf("  idle conns   %u held\n", res->idle_conns);
         if (res->rss_before_kb >= 0 && res->idle_conns)

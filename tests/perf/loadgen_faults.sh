@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# usage: loadgen_faults.sh <tao-loadgen> <tao-faulty-echo> <tao-echo-server>
+#
+# tao-loadgen must notice every fault tao-faulty-echo makes, name it with the
+# right counter (and not with the others: they are counted apart), and exit
+# non-zero; a stalled server too. Against the real Tao-C echo server it must
+# report no error at all and exit 0. Exit 77 when io_uring is unavailable.
+set -uo pipefail
+
+loadgen=${1:?usage}
+faulty=${2:?usage}
+echo_server=${3:?usage}
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    sed 's/^/    /' "$tmp/out" >&2
+    exit 1
+}
+
+# Start a server on a free port: sets pid and port.
+start() {
+    "$@" --listen 127.0.0.1:0 >"$tmp/srv" 2>&1 &
+    pid=$!
+    for _ in $(seq 250); do
+        port=$(sed -n 's/.* listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/srv")
+        [ -n "$port" ] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    cat "$tmp/srv" >&2
+    if grep -qi io_uring "$tmp/srv"; then
+        echo "SKIP: io_uring is not available here" >&2
+        exit 77
+    fi
+    echo "FAIL: $1 did not start" >&2
+    exit 1
+}
+
+stop() {
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    pid=
+}
+
+# load <loadgen args...>: run against the current server; sets rc.
+load() {
+    timeout -k 5 60 "$loadgen" --connect "127.0.0.1:$port" "$@" >"$tmp/out" 2>&1
+    rc=$?
+    [ $rc -ne 77 ] || { echo "SKIP: io_uring is not available here" >&2; exit 77; }
+    cat "$tmp/out"
+}
+
+# count <name>: the value the report gives for that error counter.
+count() {
+    sed -n "s/.*errors .* $1 \([0-9][0-9]*\).*/\1/p" "$tmp/out"
+}
+
+# fault <fault> <counter that must be > 0> <counters that must stay 0...>
+fault() {
+    local f=$1 hit=$2
+    shift 2
+    echo "== --fault $f"
+    start "$faulty" --fault "$f" --nth 100
+    load -c 4 -d 4 --duration 1 --warmup 0.2
+    stop
+    [ $rc -ne 0 ] || fail "$f: exit status 0 despite the fault"
+    [ "$(count "$hit")" -gt 0 ] 2>/dev/null || fail "$f: '$hit' is not counted"
+    for other in "$@"; do
+        [ "$(count "$other")" = 0 ] || fail "$f: '$other' counted too"
+    done
+}
+
+fault flip corrupted lost duplicated reordered closed stalled
+fault drop lost corrupted duplicated reordered closed stalled
+fault reorder reordered corrupted lost duplicated closed stalled
+fault close closed corrupted duplicated reordered
+
+echo "== a stalled server: a dropped reply with one frame in flight"
+start "$faulty" --fault drop --nth 50
+load -c 1 -d 1 --duration 5 --warmup 0 --stall 0.5
+stop
+[ $rc -ne 0 ] || fail "stall: exit status 0"
+[ "$(count stalled)" -gt 0 ] 2>/dev/null || fail "stall: not reported"
+
+echo "== the real Tao-C echo server: no error"
+start "$echo_server" --workers 0 --loops 1
+load -c 4 -d 4 --duration 1 --warmup 0.2 --server-pid "$pid"
+stop
+[ $rc -eq 0 ] || fail "tao-echo-server: exit status $rc"
+for c in corrupted lost duplicated reordered closed stalled connect send; do
+    [ "$(count "$c")" = 0 ] || fail "tao-echo-server: '$c' is not 0"
+done
+grep -q "server CPU .* us/msg" "$tmp/out" || fail "no server CPU per message"
+echo "PASS"

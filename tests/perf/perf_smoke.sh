@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# usage: perf_smoke.sh <source dir> <build dir>
+#
+# The benchmark script's smoke mode, on the programs of this build: it must
+# finish, print the table and write the report, the raw results, the summary
+# and (with gnuplot) the chart. Exit 77 when io_uring is unavailable.
+set -uo pipefail
+
+src=${1:?usage}
+build=${2:?usage}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+timeout -k 5 150 "$src/scripts/perf.sh" --smoke --no-setup --bin "$build" --out "$out/r" \
+    >"$out/stdout" 2>"$out/stderr"
+rc=$?
+cat "$out/stdout"
+if [ $rc -eq 77 ]; then
+    echo "SKIP: io_uring is not available here" >&2
+    exit 77
+fi
+fail() {
+    echo "FAIL: $*" >&2
+    tail -20 "$out/stderr" >&2
+    exit 1
+}
+[ $rc -eq 0 ] || fail "perf.sh --smoke exited $rc"
+grep -q "^cell .*srv us/msg" "$out/stdout" || fail "no table printed"
+for s in tao-inline tao-workers epoll; do
+    grep -q "^pipelined  *$s " "$out/stdout" || fail "no pipelined row for $s"
+done
+for f in report.md results.jsonl summary.csv chart.gp; do
+    [ -s "$out/r/$f" ] || fail "$f missing or empty"
+done
+grep -q "^## Targets" "$out/r/report.md" || fail "report.md has no targets"
+[ "$(wc -l <"$out/r/results.jsonl")" -ge 9 ] || fail "results.jsonl has fewer than 9 runs"
+if command -v gnuplot >/dev/null; then
+    [ -s "$out/r/chart.png" ] || fail "chart.png missing"
+fi
+echo "PASS"
