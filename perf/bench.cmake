@@ -2,3 +2,8 @@
 add_executable(tao-bench-core bench_core.c)
 target_link_libraries(tao-bench-core PRIVATE tao_internal)
 tao_use_jemalloc(tao-bench-core)
+
+# Timer precision: the distribution of fire delays on a running server.
+add_executable(tao-bench-timers bench_timers.c)
+target_link_libraries(tao-bench-timers PRIVATE tao_static)
+tao_use_jemalloc(tao-bench-timers)
