@@ -22,4 +22,5 @@ list(APPEND TAO_SOURCES
     engine/endpoint.c
     engine/client.c
     engine/tls.c
+    engine/metrics.c
 )

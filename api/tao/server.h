@@ -177,6 +177,16 @@ TAO_API int tao_server_unicast(tao_server_t *srv, uint64_t id, int32_t type, con
 /* True when a connection with this id is open. Any thread. */
 TAO_API bool tao_server_has_conn(tao_server_t *srv, uint64_t id);
 
+/* Write *st as Prometheus text (HELP, TYPE and value per counter) into buf.
+ * Returns the length, or -ENOSPC when cap is too small (8 KiB is plenty). */
+TAO_API int tao_stats_format(const tao_stats_t *st, char *buf, size_t cap);
+
+/* Serve srv's statistics over HTTP (any path, Prometheus text) on listen
+ * (NULL = "127.0.0.1:9100"; give an address: nothing listens on every
+ * interface unless asked). The endpoint is a small server of its own:
+ * stop it with tao_server_destroy(*metrics) before destroying srv. */
+TAO_API int tao_metrics_start(tao_server_t *srv, const char *listen, tao_server_t **metrics);
+
 #ifdef __cplusplus
 }
 #endif

@@ -205,14 +205,53 @@ static void refuse_and_close_once(void **state)
             assert_true(closed_ids[i] != closed_ids[j]);
 }
 
+static void metrics_endpoint(void **state)
+{
+    tao_server_t *srv = echo_server();
+    int fd = t_connect(tao_server_port(srv));
+    t_send_frame(fd, 1, "hi", 2);
+    uint8_t got[10];
+    assert_int_equal(t_read_exact(fd, got, 10, 5000), 0);
+
+    tao_server_t *m;
+    assert_int_equal(tao_metrics_start(srv, "127.0.0.1:0", &m), 0);
+    int hfd = t_connect(tao_server_port(m));
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    t_write_all(hfd, req, strlen(req));
+    char resp[16384];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = recv(hfd, resp + len, sizeof resp - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    resp[len] = '\0';
+    assert_non_null(strstr(resp, "HTTP/1.0 200 OK\r\n"));
+    assert_non_null(strstr(resp, "# TYPE tao_frames_in counter\ntao_frames_in 1\n"));
+    assert_non_null(strstr(resp, "\ntao_conns_open 1\n"));
+    const char *body = strstr(resp, "\r\n\r\n");
+    const char *cl = strstr(resp, "Content-Length: ");
+    assert_non_null(body);
+    assert_non_null(cl);
+    assert_int_equal(strtol(cl + 16, NULL, 10), (long)(len - (size_t)(body + 4 - resp)));
+
+    char small[64];
+    tao_stats_t st = {0};
+    assert_int_equal(tao_stats_format(&st, small, sizeof small), -ENOSPC);
+    close(hfd);
+    close(fd);
+    tao_server_destroy(m);
+    tao_server_destroy(srv);
+}
+
 int main(void)
 {
     t_require_io_uring();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(golden_echo),
-        cmocka_unit_test(api_errors),
-        cmocka_unit_test(addr_in_use),
-        cmocka_unit_test(refuse_and_close_once),
+        cmocka_unit_test(golden_echo),      cmocka_unit_test(api_errors),
+        cmocka_unit_test(addr_in_use),      cmocka_unit_test(refuse_and_close_once),
+        cmocka_unit_test(metrics_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
