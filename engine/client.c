@@ -189,24 +189,11 @@ static int apply_defaults(tao_client_t *cl, const tao_client_config_t *in)
     *cfg = *in;
     if (!cfg->loops)
         cfg->loops = 1;
-    if (cfg->workers < TAO_WORKERS_INLINE || cfg->workers > TAO_WORKERS_MAX || cfg->loops > 1024)
-        return -EINVAL;
     if (cfg->server && cfg->workers > 0 && cfg->server->rt.nworkers == 0)
         return -EINVAL;
-    if (!cfg->out_high)
-        cfg->out_high = 4u << 20;
-    if (!cfg->out_low || cfg->out_low > cfg->out_high)
-        cfg->out_low = cfg->out_high / 4;
-    if (!cfg->buf_count)
-        cfg->buf_count = 512;
-    if (!cfg->buf_size)
-        cfg->buf_size = 16384;
-    if (cfg->buf_count & (cfg->buf_count - 1) || cfg->buf_count > 32768)
-        return -EINVAL;
-    if (!cfg->max_conns)
-        cfg->max_conns = 10000;
-    if (cfg->zc_buffers > 65535)
-        return -EINVAL;
+    int rc = TAO__SHARED_DEFAULTS(cfg);
+    if (rc < 0)
+        return rc;
     if (!cfg->connect_timeout_ms)
         cfg->connect_timeout_ms = CONNECT_TIMEOUT_MS;
     if (!cfg->reconnect_initial_ms)
@@ -215,12 +202,9 @@ static int apply_defaults(tao_client_t *cl, const tao_client_config_t *in)
         cfg->reconnect_max_ms = 30000;
     if (cfg->reconnect_max_ms < cfg->reconnect_initial_ms)
         cfg->reconnect_max_ms = cfg->reconnect_initial_ms;
-    if (cfg->codec)
-        cl->ep.codec = *cfg->codec;
-    else
-        tao_codec_tlv(&cl->ep.codec, cfg->max_frame);
+    rc = tao__ep_codec(&cl->ep, cfg->codec, cfg->max_frame);
     cfg->codec = NULL;
-    return cl->ep.codec.decode && cl->ep.codec.encode ? 0 : -EINVAL;
+    return rc;
 }
 
 static void endpoint_init(tao_client_t *cl)
@@ -228,18 +212,9 @@ static void endpoint_init(tao_client_t *cl)
     tao__endpoint_t *ep = &cl->ep;
     const tao_client_config_t *cfg = &cl->cfg;
     ep->client = cl;
-    ep->out_high = cfg->out_high;
-    ep->out_low = cfg->out_low;
-    ep->idle_ms = cfg->idle_timeout_ms;
-    ep->read_ms = cfg->read_timeout_ms;
-    ep->heartbeat_ms = cfg->heartbeat_ms;
-    ep->zc_threshold = cfg->server ? 0 : cfg->zc_threshold; /* a shared server's loops have
-                                                              their own buffers, or none */
-    ep->workers = cfg->workers > 0;
-    ep->on_connect = cfg->on_connect;
-    ep->on_message = cfg->on_message;
-    ep->on_close = cfg->on_close;
-    ep->on_writable = cfg->on_writable;
+    TAO__EP_FROM_CFG(ep, cfg);
+    if (cfg->server)
+        ep->zc_threshold = 0; /* a shared server's loops have their own buffers, or none */
     ep->on_error = client_error;
 }
 
@@ -256,10 +231,7 @@ TAO_API int tao_client_create(const tao_client_config_t *cfg, tao_client_t **out
         rc = tao__tls_ctx_create(cl->cfg.tls, false, &cl->ep.tls);
     if (rc == 0 && !cl->cfg.server) {
         unsigned workers = cl->cfg.workers > 0 ? (unsigned)cl->cfg.workers : 0;
-        if (cl->cfg.zc_threshold) {
-            cl->own.zc_count = cl->cfg.zc_buffers ? cl->cfg.zc_buffers : 32;
-            cl->own.zc_size = cl->cfg.zc_buffer_size ? cl->cfg.zc_buffer_size : 65536;
-        }
+        TAO__RT_ZC(&cl->own, &cl->cfg);
         rc = tao__runtime_init(&cl->own, cl->cfg.loops, workers, cl->cfg.buf_count,
                                cl->cfg.buf_size, cl->cfg.no_pin);
     }

@@ -20,6 +20,16 @@ int tao__ep_init(tao__endpoint_t *ep, unsigned max_conns)
     return tao__registry_create(&ep->reg);
 }
 
+/* The config's codec (copied), or TLV with max_frame. */
+int tao__ep_codec(tao__endpoint_t *ep, const tao_codec_t *codec, size_t max_frame)
+{
+    if (codec)
+        ep->codec = *codec;
+    else
+        tao_codec_tlv(&ep->codec, max_frame);
+    return ep->codec.decode && ep->codec.encode ? 0 : -EINVAL;
+}
+
 void tao__ep_deinit(tao__endpoint_t *ep)
 {
     tao__registry_destroy(ep->reg);

@@ -490,7 +490,54 @@ void tao__connect_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe
 bool tao__client_closed(tao_conn_t *c);
 void tao__client_close_offline(tao_conn_t *c);
 
+/* Defaults for the fields server and client configs share by name, and
+ * copying them into the endpoint: one place for both. The first evaluates
+ * to 0 or -EINVAL. */
+#define TAO__SHARED_DEFAULTS(cfg)                                                                  \
+    ({                                                                                             \
+        if (!(cfg)->out_high)                                                                      \
+            (cfg)->out_high = 4u << 20;                                                            \
+        if (!(cfg)->out_low || (cfg)->out_low > (cfg)->out_high)                                   \
+            (cfg)->out_low = (cfg)->out_high / 4;                                                  \
+        if (!(cfg)->buf_count)                                                                     \
+            (cfg)->buf_count = 512;                                                                \
+        if (!(cfg)->buf_size)                                                                      \
+            (cfg)->buf_size = 16384;                                                               \
+        if (!(cfg)->max_conns)                                                                     \
+            (cfg)->max_conns = 10000;                                                              \
+        ((cfg)->buf_count & ((cfg)->buf_count - 1)) || (cfg)->buf_count > 32768 ||                 \
+                (cfg)->zc_buffers > 65535 ||                                                       \
+                (cfg)->workers<TAO_WORKERS_INLINE || (cfg)->workers> TAO_WORKERS_MAX ||            \
+                (cfg)->loops > 1024                                                                \
+            ? -EINVAL                                                                              \
+            : 0;                                                                                   \
+    })
+
+#define TAO__EP_FROM_CFG(ep, cfg)                                                                  \
+    do {                                                                                           \
+        (ep)->out_high = (cfg)->out_high;                                                          \
+        (ep)->out_low = (cfg)->out_low;                                                            \
+        (ep)->idle_ms = (cfg)->idle_timeout_ms;                                                    \
+        (ep)->read_ms = (cfg)->read_timeout_ms;                                                    \
+        (ep)->heartbeat_ms = (cfg)->heartbeat_ms;                                                  \
+        (ep)->zc_threshold = (cfg)->zc_threshold;                                                  \
+        (ep)->workers = (cfg)->workers > 0;                                                        \
+        (ep)->on_connect = (cfg)->on_connect;                                                      \
+        (ep)->on_message = (cfg)->on_message;                                                      \
+        (ep)->on_close = (cfg)->on_close;                                                          \
+        (ep)->on_writable = (cfg)->on_writable;                                                    \
+    } while (0)
+
+#define TAO__RT_ZC(rt, cfg)                                                                        \
+    do {                                                                                           \
+        if ((cfg)->zc_threshold) {                                                                 \
+            (rt)->zc_count = (cfg)->zc_buffers ? (cfg)->zc_buffers : 32;                           \
+            (rt)->zc_size = (cfg)->zc_buffer_size ? (cfg)->zc_buffer_size : 65536;                 \
+        }                                                                                          \
+    } while (0)
+
 /* engine/endpoint.c */
+int tao__ep_codec(tao__endpoint_t *ep, const tao_codec_t *codec, size_t max_frame);
 int tao__ep_init(tao__endpoint_t *ep, unsigned max_conns);
 void tao__ep_deinit(tao__endpoint_t *ep);
 void tao__ep_add(tao__endpoint_t *ep, tao_conn_t *c);

@@ -24,31 +24,14 @@ static int apply_defaults(tao_server_t *srv, const tao_server_config_t *in)
         cfg->loops = cpus();
     if (cfg->workers == 0)
         cfg->workers = cpus() < 2 ? 2 : (int)cpus();
-    if (cfg->workers < TAO_WORKERS_INLINE || cfg->workers > TAO_WORKERS_MAX || cfg->loops > 1024)
-        return -EINVAL;
-    if (!cfg->max_conns)
-        cfg->max_conns = 10000;
-    if (!cfg->out_high)
-        cfg->out_high = 4u << 20;
-    if (!cfg->out_low || cfg->out_low > cfg->out_high)
-        cfg->out_low = cfg->out_high / 4;
-    if (!cfg->buf_count)
-        cfg->buf_count = 512;
-    if (!cfg->buf_size)
-        cfg->buf_size = 16384;
-    if (cfg->buf_count & (cfg->buf_count - 1) || cfg->buf_count > 32768)
-        return -EINVAL;
     if (!cfg->backlog)
         cfg->backlog = 4096;
-    if (cfg->zc_buffers > 65535)
-        return -EINVAL;
-    if (cfg->codec)
-        srv->ep.codec = *cfg->codec;
-    else
-        tao_codec_tlv(&srv->ep.codec, cfg->max_frame);
+    int rc = TAO__SHARED_DEFAULTS(cfg);
+    if (rc == 0)
+        rc = tao__ep_codec(&srv->ep, cfg->codec, cfg->max_frame);
     cfg->codec = NULL;
-    if (!srv->ep.codec.decode || !srv->ep.codec.encode)
-        return -EINVAL;
+    if (rc < 0)
+        return rc;
     return tao__parse_addr(cfg->listen, &srv->addr, &srv->addr_len);
 }
 
@@ -64,17 +47,7 @@ static void endpoint_init(tao_server_t *srv)
     tao__endpoint_t *ep = &srv->ep;
     const tao_server_config_t *cfg = &srv->cfg;
     ep->srv = srv;
-    ep->out_high = cfg->out_high;
-    ep->out_low = cfg->out_low;
-    ep->idle_ms = cfg->idle_timeout_ms;
-    ep->read_ms = cfg->read_timeout_ms;
-    ep->heartbeat_ms = cfg->heartbeat_ms;
-    ep->zc_threshold = cfg->zc_threshold;
-    ep->workers = cfg->workers > 0;
-    ep->on_connect = cfg->on_connect;
-    ep->on_message = cfg->on_message;
-    ep->on_close = cfg->on_close;
-    ep->on_writable = cfg->on_writable;
+    TAO__EP_FROM_CFG(ep, cfg);
     ep->on_error = server_error;
 }
 
@@ -91,10 +64,7 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
         rc = tao__tls_ctx_create(srv->cfg.tls, true, &srv->ep.tls);
     if (rc == 0) {
         unsigned workers = srv->cfg.workers > 0 ? (unsigned)srv->cfg.workers : 0;
-        if (srv->cfg.zc_threshold) {
-            srv->rt.zc_count = srv->cfg.zc_buffers ? srv->cfg.zc_buffers : 32;
-            srv->rt.zc_size = srv->cfg.zc_buffer_size ? srv->cfg.zc_buffer_size : 65536;
-        }
+        TAO__RT_ZC(&srv->rt, &srv->cfg);
         rc = tao__runtime_init(&srv->rt, srv->cfg.loops, workers, srv->cfg.buf_count,
                                srv->cfg.buf_size, srv->cfg.no_pin);
     }
