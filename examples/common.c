@@ -1,4 +1,5 @@
-/* Helpers shared by the examples. */
+/* Helpers shared by the examples: option parsing with per-program help,
+ * signal setup, and the lines that scripts and people read. */
 #include "examples/common.h"
 
 #include <arpa/inet.h>
@@ -12,7 +13,7 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-static int debug_on;
+static bool debug_on;
 
 const char *ex_allocator(void)
 {
@@ -28,57 +29,132 @@ const char *ex_allocator(void)
     return "libc";
 }
 
-static void usage(const char *prog, const char *what)
+static void usage(const ex_opts_t *o)
 {
-    printf("%s: %s\n\n"
-           "  --listen/--connect HOST:PORT  address (IPv6 as [::1]:PORT)\n"
-           "  --loops N                     I/O loops (default: one per CPU)\n"
-           "  --workers N                   handler threads (0: run handlers inline)\n"
-           "  --debug                       log connects and closes\n"
-           "  --help                        this text\n"
+    unsigned t = o->takes;
+    printf("%s: %s\n\n", o->prog, o->what);
+    if (t & EX_LISTEN)
+        printf("  --listen HOST:PORT   address to listen on (default %s; IPv6 as [::1]:PORT)\n",
+               o->addr);
+    if (t & EX_CONNECT)
+        printf("  --connect HOST:PORT  server to connect to (default %s)\n", o->addr);
+    if (t & EX_LOOPS)
+        printf("  --loops N            I/O loops (default: %s)\n",
+               t & EX_LISTEN ? "one per CPU" : "1");
+    if (t & EX_WORKERS)
+        printf("  --workers N          handler threads (0: run handlers inline on the loops;\n"
+               "                       default: one per CPU)\n");
+    if (t & EX_COUNT)
+        printf("  --count N            %s (default %u)\n", o->count_what, o->count);
+    if (t & EX_CONNS)
+        printf("  --conns N            connections (default %u)\n", o->conns);
+    if (t & EX_INTERVAL)
+        printf("  --interval MS        time between messages (default %u ms)\n", o->interval_ms);
+    if (t & EX_RECONNECT)
+        printf("  --reconnect          reconnect, with backoff, when the connection is lost\n");
+    printf("  --debug              log at debug level\n"
+           "  --help               this text\n"
            "allocator: %s\n",
-           prog, what, ex_allocator());
+           ex_allocator());
 }
 
-int ex_parse(int argc, char **argv, ex_opts_t *o, const char *prog, const char *what)
+/* A whole decimal number within [min, max], or -1. */
+static long number(const char *s, long min, long max)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s && !*end && v >= min && v <= max ? v : -1;
+}
+
+/* Store one option's value; -1 when it is not valid. */
+static int apply(ex_opts_t *o, int ch, const char *arg)
+{
+    long v = 0;
+    if (ch == 'w')
+        v = number(arg, 0, TAO_WORKERS_MAX);
+    else if (strchr("LkCi", ch))
+        v = number(arg, 1, 1000000000);
+    if (v < 0)
+        return -1;
+    switch (ch) {
+    case 'l':
+    case 'c':
+        o->addr = arg;
+        break;
+    case 'L':
+        o->loops = (unsigned)v;
+        break;
+    case 'w':
+        /* The config's 0 means "library default", so the command line's
+         * 0 ("no worker threads") has to be spelled TAO_WORKERS_INLINE. */
+        o->workers = v ? (int)v : TAO_WORKERS_INLINE;
+        break;
+    case 'k':
+        o->count = (unsigned)v;
+        break;
+    case 'C':
+        o->conns = (unsigned)v;
+        break;
+    case 'i':
+        o->interval_ms = (unsigned)v;
+        break;
+    case 'r':
+        o->reconnect = true;
+        break;
+    }
+    return 0;
+}
+
+int ex_parse(int argc, char **argv, ex_opts_t *o)
 {
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"connect", required_argument, NULL, 'c'},
         {"loops", required_argument, NULL, 'L'},
         {"workers", required_argument, NULL, 'w'},
+        {"count", required_argument, NULL, 'k'},
+        {"conns", required_argument, NULL, 'C'},
+        {"interval", required_argument, NULL, 'i'},
+        {"reconnect", no_argument, NULL, 'r'},
         {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'l':
-        case 'c':
-            o->addr = optarg;
-            break;
-        case 'L':
-            o->loops = (unsigned)strtoul(optarg, NULL, 10);
-            break;
-        case 'w':
-            o->workers = atoi(optarg);
-            break;
-        case 'd':
-            o->debug = debug_on = 1;
-            tao_log_set(NULL, NULL, TAO_LOG_DEBUG);
-            break;
-        case 'h':
-            usage(prog, what);
+    /* Which EX_* flag each option needs, in the order of opts[]. */
+    static const unsigned needs[] = {EX_LISTEN, EX_CONNECT,  EX_LOOPS,     EX_WORKERS, EX_COUNT,
+                                     EX_CONNS,  EX_INTERVAL, EX_RECONNECT, 0,          0};
+    int ch, idx;
+
+    /* Output piped into a script or a file should appear line by line. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    opterr = 0;
+    while ((idx = -1, ch = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+        if (ch == 'h') {
+            usage(o);
             exit(0);
-        default:
-            fprintf(stderr, "%s: see --help\n", prog);
+        }
+        if (ch == 'd') {
+            o->debug = debug_on = true;
+            tao_log_set(NULL, NULL, TAO_LOG_DEBUG);
+            continue;
+        }
+        if (ch == '?' || idx < 0) {
+            fprintf(stderr, "%s: bad option %s (see --help)\n", o->prog, argv[optind - 1]);
+            return -1;
+        }
+        if (!(needs[idx] & o->takes)) {
+            fprintf(stderr, "%s: --%s is not an option of this program\n", o->prog, opts[idx].name);
+            return -1;
+        }
+        if (apply(o, ch, optarg) < 0) {
+            fprintf(stderr, "%s: bad value for --%s: %s\n", o->prog, opts[idx].name, optarg);
             return -1;
         }
     }
-    /* On the command line 0 means "inline", as in the perf scripts. */
-    if (o->workers == 0)
-        o->workers = TAO_WORKERS_INLINE;
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument %s (see --help)\n", o->prog, argv[optind]);
+        return -1;
+    }
     return 0;
 }
 
@@ -92,24 +168,39 @@ void ex_on_stop_signals(void (*handler)(int))
     signal(SIGPIPE, SIG_IGN);
 }
 
+void ex_print_listening(const char *prog, const char *addr, tao_server_t *srv)
+{
+    const char *colon = strrchr(addr, ':');
+    int host_len = colon ? (int)(colon - addr) : (int)strlen(addr);
+    printf("%s listening on %.*s:%d\n", prog, host_len, addr, tao_server_port(srv));
+}
+
+/* "host:port" of a socket address, IPv6 in brackets. */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(out, size, "[%s]:%d", host, port);
+        return;
+    }
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    port = ntohs(a->sin_port);
+    snprintf(out, size, "%s:%d", host, port);
+}
+
 void ex_log_conn(const char *event, tao_conn_t *conn)
 {
     if (!debug_on)
         return;
     struct sockaddr_storage ss;
-    socklen_t len;
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (tao_conn_peer(conn, &ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-            port = ntohs(a->sin6_port);
-        } else {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-            port = ntohs(a->sin_port);
-        }
-    }
-    fprintf(stderr, "%s %s:%d (#%llu)\n", event, host, port, (unsigned long long)tao_conn_id(conn));
+    socklen_t len = sizeof ss;
+    char peer[INET6_ADDRSTRLEN + 16] = "?";
+    if (tao_conn_peer(conn, &ss, &len) == 0)
+        format_addr(&ss, peer, sizeof peer);
+    fprintf(stderr, "%s %s (#%llu)\n", event, peer, (unsigned long long)tao_conn_id(conn));
 }

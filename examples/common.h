@@ -1,22 +1,56 @@
-/* Helpers shared by the examples: command line, signals, debug logging. */
+/* Helpers shared by the examples: command line, signals, messages, debug
+ * logging. Each program fills an ex_opts_t with its defaults, names the
+ * options it takes, and lets ex_parse() overwrite what the user gave. */
 #ifndef TAO_EXAMPLES_COMMON_H
 #define TAO_EXAMPLES_COMMON_H
 
+#include <stdbool.h>
+
 #include <tao.h>
 
+/* Every example speaks Go Tao's wire format with this one message type,
+ * the raw text as payload. */
+#define EX_MSG 1
+
+/* The options a program takes, besides --help and --debug. */
+enum {
+    EX_LISTEN = 1 << 0,    /* --listen HOST:PORT */
+    EX_CONNECT = 1 << 1,   /* --connect HOST:PORT */
+    EX_LOOPS = 1 << 2,     /* --loops N */
+    EX_WORKERS = 1 << 3,   /* --workers N */
+    EX_COUNT = 1 << 4,     /* --count N */
+    EX_CONNS = 1 << 5,     /* --conns N */
+    EX_INTERVAL = 1 << 6,  /* --interval MS */
+    EX_RECONNECT = 1 << 7, /* --reconnect */
+    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS,
+};
+
 typedef struct ex_opts {
-    const char *addr; /* --listen or --connect */
-    unsigned loops;   /* --loops; 0 = one per CPU */
-    int workers;      /* --workers; 0 = handlers inline */
-    int debug;        /* --debug: log at debug level */
+    const char *prog;       /* "tao-echo-server", for --help and messages */
+    const char *what;       /* one line for --help */
+    unsigned takes;         /* EX_* options accepted */
+    const char *addr;       /* --listen or --connect */
+    unsigned loops;         /* --loops; 0 = the library's default */
+    int workers;            /* 0 = the library's default; "--workers 0"
+                               becomes TAO_WORKERS_INLINE */
+    unsigned count;         /* --count */
+    const char *count_what; /* what --count counts, for --help */
+    unsigned conns;         /* --conns */
+    unsigned interval_ms;   /* --interval */
+    bool reconnect;         /* --reconnect */
+    bool debug;             /* --debug: log at debug level */
 } ex_opts_t;
 
-/* Parse the common options; prints --help and returns 1, or -1 on a bad
- * option (after printing why), 0 otherwise. */
-int ex_parse(int argc, char **argv, ex_opts_t *o, const char *prog, const char *what);
+/* Parse argv into *o, which holds the defaults. Prints the help and exits 0
+ * on --help; returns -1 on a bad option (after saying why), 0 otherwise. */
+int ex_parse(int argc, char **argv, ex_opts_t *o);
 
-/* Install handler for SIGINT and SIGTERM. */
+/* Install handler for SIGINT and SIGTERM, and ignore SIGPIPE. */
 void ex_on_stop_signals(void (*handler)(int));
+
+/* "tao-echo-server listening on 127.0.0.1:40123": the real port, also when
+ * the address asked for port 0. Scripts wait for this line. */
+void ex_print_listening(const char *prog, const char *addr, tao_server_t *srv);
 
 /* "connected 127.0.0.1:5555 (#3)", at debug level only. */
 void ex_log_conn(const char *event, tao_conn_t *conn);

@@ -1,12 +1,9 @@
 /* tao-echo-server: every type-1 message comes back unchanged.
  *
  * The smallest useful Tao-C server, and Go Tao's echo example rebuilt:
- *   tao-echo-server [--listen HOST:PORT] [--loops N] [--workers N] [--debug]
- * SIGINT or SIGTERM stops it gracefully (queued replies are flushed). */
-#include <signal.h>
+ * create, register one handler, start, wait. SIGINT or SIGTERM stops it
+ * gracefully: replies already queued are still written. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <tao.h>
 
@@ -14,6 +11,7 @@
 
 static tao_server_t *server;
 
+/* The payload is borrowed until we return; tao_conn_send copies it. */
 static void on_echo(tao_conn_t *conn, const tao_msg_t *msg)
 {
     tao_conn_send(conn, msg->type, msg->payload, msg->len);
@@ -30,6 +28,8 @@ static void on_close(tao_conn_t *conn)
     ex_log_conn("closed", conn);
 }
 
+/* tao_server_stop is safe in a signal handler: it only sets flags and
+ * wakes the loops. */
 static void on_signal(int sig)
 {
     tao_server_stop(server, 0);
@@ -37,8 +37,13 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    ex_opts_t o = {.addr = "127.0.0.1:12345"};
-    if (ex_parse(argc, argv, &o, "tao-echo-server", "echo every type-1 message back") < 0)
+    ex_opts_t o = {
+        .prog = "tao-echo-server",
+        .what = "echo every type-1 message back",
+        .takes = EX_SERVER,
+        .addr = "127.0.0.1:12345",
+    };
+    if (ex_parse(argc, argv, &o) < 0)
         return 2;
 
     tao_server_config_t cfg = {
@@ -50,16 +55,16 @@ int main(int argc, char **argv)
     };
     int rc = tao_server_create(&cfg, &server);
     if (rc == 0)
-        rc = tao_server_handle(server, 1, on_echo, NULL, NULL);
+        rc = tao_server_handle(server, EX_MSG, on_echo, NULL, NULL);
     if (rc == 0)
         rc = tao_server_start(server);
     if (rc < 0) {
-        fprintf(stderr, "tao-echo-server: %s\n", tao_strerror(rc));
+        fprintf(stderr, "%s: cannot start on %s: %s\n", o.prog, o.addr, tao_strerror(rc));
+        tao_server_destroy(server);
         return 1;
     }
     ex_on_stop_signals(on_signal);
-    printf("tao-echo-server listening on %s (port %d)\n", o.addr, tao_server_port(server));
-    fflush(stdout);
+    ex_print_listening(o.prog, o.addr, server);
     tao_server_wait(server);
     tao_server_destroy(server);
     return 0;
