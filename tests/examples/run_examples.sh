@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# usage: run_examples.sh CASE PROGRAM...
+#
+# Runs the example programs end to end over 127.0.0.1. CASE is help, echo,
+# chat, pingpong or timer; the PROGRAMs are the built examples, found here by
+# their names. Servers listen on port 0 and print the port they got, so no
+# port is guessed. Every server is stopped with SIGTERM and must exit 0.
+# Exits 0 on success, 1 on failure, 77 when io_uring is unavailable.
+set -u
+
+case_name=${1:?usage: run_examples.sh CASE PROGRAM...}
+shift
+declare -A prog
+for p in "$@"; do
+    prog[$(basename "$p")]=$p
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do
+        kill -KILL "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL ($case_name): $*" >&2
+    for f in "$tmp"/*.out "$tmp"/*.err; do
+        [ -s "$f" ] && { echo "--- $(basename "$f")"; tail -n 20 "$f"; } >&2
+    done
+    exit 1
+}
+
+# until_ok TENTHS CMD...: run CMD every 0.1 s until it succeeds, at most
+# TENTHS times.
+until_ok() {
+    local n=$1
+    shift
+    for ((i = 0; i < n; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# An example that failed because io_uring is blocked or missing: skip.
+skip_if_no_uring() {
+    if grep -q "io_uring" "$1"; then
+        echo "SKIP: io_uring is not available here:" >&2
+        cat "$1" >&2
+        exit 77
+    fi
+}
+
+# start_server NAME ARGS...: start it on a free port; sets server_pid, port.
+start_server() {
+    local name=$1
+    shift
+    : >"$tmp/server.out" # not the port of the previous server
+    "${prog[$name]}" --listen 127.0.0.1:0 "$@" >"$tmp/server.out" 2>"$tmp/server.err" &
+    server_pid=$!
+    pids+=("$server_pid")
+    port=
+    for ((i = 0; i < 100; i++)); do
+        port=$(sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/server.out")
+        [ -n "$port" ] && return 0
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            skip_if_no_uring "$tmp/server.err"
+            fail "$name did not start"
+        fi
+        sleep 0.1
+    done
+    fail "$name is not listening after 10 s"
+}
+
+exited() {
+    ! kill -0 "$1" 2>/dev/null
+}
+
+# SIGTERM is a graceful stop: the server must end by itself, with status 0.
+stop_server() {
+    kill -TERM "$server_pid"
+    until_ok 100 exited "$server_pid" || fail "server ignored SIGTERM"
+    wait "$server_pid"
+    local rc=$?
+    [ "$rc" -eq 0 ] || fail "server exited $rc after SIGTERM"
+}
+
+# run_client LOG ARGS...: run a client program with a time limit; sets rc.
+run_client() {
+    local log=$1
+    shift
+    timeout -k 5 60 "$@" >"$tmp/$log.out" 2>"$tmp/$log.err"
+    rc=$?
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        fail "$log timed out"
+    fi
+}
+
+case_help() {
+    for name in tao-echo-server tao-echo-client tao-chat-server tao-chat-client \
+        tao-pingpong-server tao-pingpong-client tao-timer; do
+        [ -n "${prog[$name]:-}" ] || fail "$name was not given"
+        "${prog[$name]}" --help >"$tmp/help.out" 2>&1 || fail "$name --help failed"
+        grep -q -- "--help" "$tmp/help.out" || fail "$name --help says nothing"
+        if "${prog[$name]}" --no-such-option >"$tmp/help.err" 2>&1; then
+            fail "$name accepted --no-such-option"
+        fi
+    done
+}
+
+# Ten requests, ten replies, and a clear failure once nobody listens.
+case_echo() {
+    for workers in default 0; do
+        if [ "$workers" = default ]; then
+            start_server tao-echo-server
+        else
+            start_server tao-echo-server --workers 0
+        fi
+        run_client echo "${prog[tao-echo-client]}" --connect "127.0.0.1:$port" --count 10
+        [ "$rc" -eq 0 ] || fail "tao-echo-client exited $rc (workers $workers)"
+        local n
+        n=$(grep -c "hello, world" "$tmp/echo.out")
+        [ "$n" -eq 10 ] || fail "$n replies instead of 10 (workers $workers)"
+        stop_server
+    done
+    run_client refused "${prog[tao-echo-client]}" --connect "127.0.0.1:$port" --count 1
+    [ "$rc" -ne 0 ] || fail "tao-echo-client succeeded with no server"
+    grep -qi "refused" "$tmp/refused.err" || fail "no 'refused' in the connect error"
+}
+
+all_lines_in() {
+    for i in 1 2 3; do
+        for j in 1 2; do
+            grep -qxF "client $i says $j" "$1" || return 1
+        done
+    done
+}
+
+# Three clients, two lines each: everyone sees all six, their own included.
+case_chat() {
+    start_server tao-chat-server
+    local cpid=()
+    for i in 1 2 3; do
+        mkfifo "$tmp/in$i"
+        timeout -k 5 60 "${prog[tao-chat-client]}" --connect "127.0.0.1:$port" \
+            <"$tmp/in$i" >"$tmp/chat$i.out" 2>"$tmp/chat$i.err" &
+        cpid[i]=$!
+        pids+=("${cpid[i]}")
+    done
+    # Writers open only now, so that no client inherits another's pipe and
+    # keeps it from seeing end of input. Client i reads what fd i+2 writes.
+    exec 3>"$tmp/in1" 4>"$tmp/in2" 5>"$tmp/in3"
+    for i in 1 2 3; do
+        until_ok 100 grep -q "connected to" "$tmp/chat$i.err" || fail "client $i did not connect"
+    done
+    for i in 1 2 3; do
+        printf 'client %s says 1\nclient %s says 2\n' "$i" "$i" >&$((i + 2))
+    done
+    for i in 1 2 3; do
+        until_ok 100 all_lines_in "$tmp/chat$i.out" || fail "client $i did not get all six lines"
+    done
+    echo bye >&3
+    echo bye >&5
+    exec 3>&- 4>&- 5>&- # for client 2, end of input is its "bye"
+    for i in 1 2 3; do
+        wait "${cpid[i]}"
+        local rc=$?
+        [ "$rc" -eq 0 ] || fail "client $i exited $rc"
+        local n
+        n=$(wc -l <"$tmp/chat$i.out")
+        [ "$n" -eq 6 ] || fail "client $i printed $n lines, not 6"
+    done
+    stop_server
+}
+
+case_pingpong() {
+    for workers in default 0; do
+        if [ "$workers" = default ]; then
+            start_server tao-pingpong-server
+        else
+            start_server tao-pingpong-server --workers 0
+        fi
+        run_client pingpong "${prog[tao-pingpong-client]}" --connect "127.0.0.1:$port" \
+            --count 10000
+        [ "$rc" -eq 0 ] || fail "tao-pingpong-client exited $rc (workers $workers)"
+        grep -q "round trips/s" "$tmp/pingpong.out" || fail "no round trips/s line"
+        cat "$tmp/pingpong.out"
+        stop_server
+    done
+    start_server tao-pingpong-server
+    run_client pingpong "${prog[tao-pingpong-client]}" --connect "127.0.0.1:$port" \
+        --count 500 --conns 4 --loops 2
+    [ "$rc" -eq 0 ] || fail "tao-pingpong-client --conns 4 exited $rc"
+    stop_server
+}
+
+case_timer() {
+    run_client timer "${prog[tao-timer]}"
+    [ "$rc" -eq 0 ] || skip_if_no_uring "$tmp/timer.err"
+    [ "$rc" -eq 0 ] || fail "tao-timer exited $rc"
+    local delays
+    delays=$(sed -n 's/.* fired *\(-\{0,1\}[0-9][0-9]*\) ms late$/\1/p' "$tmp/timer.out")
+    [ "$(wc -w <<<"$delays")" -ge 8 ] || fail "fewer than 8 timers fired"
+    for d in $delays; do
+        [ "$d" -ge 0 ] || fail "a timer fired $d ms early"
+    done
+    grep -q "never fired" "$tmp/timer.out" || fail "the cancelled timer fired"
+    cat "$tmp/timer.out"
+}
+
+case "$case_name" in
+help | echo | chat | pingpong | timer) "case_$case_name" ;;
+*) fail "unknown case" ;;
+esac
+echo "ok: $case_name"

@@ -1,0 +1,16 @@
+# The example programs, run end to end over 127.0.0.1 by run_examples.sh:
+# one ctest entry per program pair. Needs the examples to be built.
+if(TARGET tao-echo-server)
+    set(tao_example_programs
+        $<TARGET_FILE:tao-echo-server> $<TARGET_FILE:tao-echo-client>
+        $<TARGET_FILE:tao-chat-server> $<TARGET_FILE:tao-chat-client>
+        $<TARGET_FILE:tao-pingpong-server> $<TARGET_FILE:tao-pingpong-client>
+        $<TARGET_FILE:tao-timer>)
+    foreach(case help echo chat pingpong timer)
+        add_test(NAME examples/${case}
+                 COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_examples.sh ${case}
+                         ${tao_example_programs})
+        set_tests_properties(examples/${case} PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+                             LABELS examples)
+    endforeach()
+endif()
