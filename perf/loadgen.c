@@ -247,7 +247,7 @@ static bool open_all(lg_run_t *r)
 
 typedef struct window {
     uint64_t t0;
-    double cpu0, srv0;
+    double cpu0, srv0, busy0;
 } window_t;
 
 static double server_cpu(const lg_opts_t *o)
@@ -259,6 +259,7 @@ static void window_open(lg_run_t *r, window_t *w)
 {
     w->srv0 = server_cpu(r->o);
     w->cpu0 = lg_self_cpu_s();
+    w->busy0 = lg_machine_busy_s();
     w->t0 = lg_now_ns();
     atomic_store(&r->phase, LG_MEASURE);
 }
@@ -268,8 +269,14 @@ static void window_close(lg_run_t *r, const window_t *w, lg_result_t *res)
     atomic_store(&r->phase, LG_DRAIN);
     res->window_s = (double)(lg_now_ns() - w->t0) / 1e9;
     res->client_cpu_s = lg_self_cpu_s() - w->cpu0;
+    double busy1 = lg_machine_busy_s();
     double srv1 = server_cpu(r->o);
     res->server_cpu_s = w->srv0 >= 0 && srv1 >= 0 ? srv1 - w->srv0 : -1;
+    res->other_cpu_s = -1;
+    if (w->busy0 >= 0 && busy1 >= 0 && res->server_cpu_s >= 0) {
+        double other = busy1 - w->busy0 - res->client_cpu_s - res->server_cpu_s;
+        res->other_cpu_s = other > 0 ? other : 0; /* the clocks tick apart */
+    }
 }
 
 /* Let outstanding replies arrive; whatever is still out after --stall
@@ -405,6 +412,7 @@ int main(int argc, char **argv)
         return rc == -EPERM || rc == -ENOSYS ? 77 : 1;
     }
     res.rss_before_kb = res.rss_after_kb = -1;
+    res.other_cpu_s = -1;
     if (o.mode == LG_IDLE)
         run_idle(&run, &res);
     else

@@ -116,7 +116,7 @@ def summarize(runs, cells):
     return rows
 
 
-def judge(runs, rows):
+def judge(runs, rows, idle_conns):
     """One line per target: (description, measured text, status text)."""
     by = {(r["cell"], r["server"]): r for r in rows}
     out = []
@@ -137,6 +137,10 @@ def judge(runs, rows):
             out.append((desc, "not measured", "not run"))
             continue
         shown = f"{v:.0f} B" if what == "memory" else f"{v:.2f}x"
+        if what == "memory" and idle_conns < 10000:
+            # Fixed costs spread over fewer connections: not comparable.
+            out.append((desc, shown, f"not judged ({idle_conns} connections, not 10,000)"))
+            continue
         ok = v <= limit if cmp == "<=" else v >= limit
         gap = abs(v - limit) / limit * 100
         if ok:
@@ -145,6 +149,18 @@ def judge(runs, rows):
             status = f"MISSED by {gap:.0f}%"
         out.append((desc, shown, status))
     return out
+
+
+def other_load(runs):
+    """Median and largest share of a core that other processes used during
+    the measured windows, or None when the runs do not say."""
+    shares = []
+    for reps in runs.values():
+        for r in reps.values():
+            o, w = r.get("other_cpu_s", -1), r.get("window_s", 0)
+            if o is not None and o >= 0 and w and r.get("mode") != "idle":
+                shares.append(o / w)
+    return (statistics.median(shares), max(shares)) if shares else None
 
 
 def fmt(v, spec, none="-"):
@@ -236,7 +252,20 @@ def md_results(rows, meta):
     return lines
 
 
-def md_report(out, rows, verdicts, meta, cells):
+def other_text(other):
+    if other is None:
+        return "unknown."
+    med_, top = other
+    text = (f"other processes used {med_ * 100:.0f}% of a core in the median measured window "
+            f"(at most {top * 100:.0f}%).")
+    if med_ > 0.1:
+        text += (" **The machine was shared while this ran: the figures are noisy, and the "
+                 "server CPU per message is inflated by competition for caches and cores; "
+                 "run again on a quiet machine.**")
+    return text
+
+
+def md_report(out, rows, verdicts, meta, cells, other):
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     cell_list = "\n".join(f"- **{c}** ({CELL_TEXT.get(c, c)}): `tao-loadgen "
                           f"{meta.get('args_' + c, '')}`" for c in cells)
@@ -257,9 +286,8 @@ def md_report(out, rows, verdicts, meta, cells):
          f"**epoll** `{meta.get('cmd_epoll')}` (the hand-written baseline).",
          f"- Load generator: `tao-loadgen`, one client loop on Tao-C's client API, every "
          f"reply checked byte for byte.",
-         f"- Other load on the machine (load average, 1/5/15 min): {meta.get('load_before')} "
-         f"before, {meta.get('load_after')} after. Much above 1 (the load generator and server "
-         f"themselves) means other processes competed for the CPUs and the figures are noisy.",
+         f"- Other load on the machine: {other_text(other)} Load average (1/5/15 min) "
+         f"{meta.get('load_before')} before, {meta.get('load_after')} after.",
          "", "## Cells", "", cell_list,
          f"- **idle**: `tao-loadgen --idle -c {meta.get('idle_conns')}`: open the connections, "
          f"echo once on each, then read the server's VmRSS growth per connection.", "",
@@ -294,11 +322,14 @@ def main():
     cells = meta.get("cells", " ".join(CELL_TEXT)).split() + ["idle"]
     runs = load(os.path.join(out, "results.jsonl"))
     rows = summarize(runs, cells)
-    verdicts = judge(runs, rows)
+    verdicts = judge(runs, rows, int(meta.get("idle_conns", "10000")))
     write_csv(os.path.join(out, "summary.csv"), rows)
     write_chart(out, rows, [c for c in cells if c != "idle"])
-    md_report(out, rows, verdicts, meta, [c for c in cells if c != "idle"])
+    other = other_load(runs)
+    md_report(out, rows, verdicts, meta, [c for c in cells if c != "idle"], other)
     print("\n".join(table_lines(rows)))
+    print()
+    print("Machine: " + other_text(other).replace("**", ""))
     print()
     for d, m, s in verdicts:
         print(f"  {s:<18} {m:>10}  {d}")

@@ -137,10 +137,11 @@ trap 'echo; echo "perf: interrupted" >&2; exit 130' INT TERM
 start_server() {
     local log=$2
     server_argv "$1"
+    : >"$log" # exists before the server starts writing: polled below
     "${pin_server[@]}" "${srv_argv[@]}" --listen 127.0.0.1:0 >"$log" 2>&1 &
     srv_pid=$!
     for _ in $(seq 250); do
-        srv_port=$(sed -n 's/.* listening on .*:\([0-9][0-9]*\)$/\1/p' "$log")
+        srv_port=$(sed -n 's/.* listening on .*:\([0-9][0-9]*\)$/\1/p' "$log" || true)
         if [ -n "$srv_port" ] && kill -0 "$srv_pid" 2>/dev/null; then
             return 0
         fi

@@ -75,6 +75,10 @@ double lg_proc_cpu_s(pid_t pid);
 long lg_proc_rss_kb(pid_t pid);
 /* This process's user + system CPU seconds so far. */
 double lg_self_cpu_s(void);
+/* CPU seconds every CPU of the machine has been busy so far (/proc/stat),
+ * or -1: with the server's and our own, it shows how much other processes
+ * took while we measured. */
+double lg_machine_busy_s(void);
 /* Raise the soft RLIMIT_NOFILE to at least need (up to the hard limit).
  * Returns the limit now in force. */
 unsigned long lg_raise_nofile(unsigned long need);
@@ -176,6 +180,7 @@ typedef struct lg_result {
     uint64_t corrupted, lost, dup, reordered, closed, stalled, connect, send;
     double client_cpu_s;
     double server_cpu_s; /* < 0: not measured */
+    double other_cpu_s;  /* the machine's busy time less ours and the server's; < 0: unknown */
     long rss_before_kb, rss_after_kb;
     unsigned idle_conns;
 } lg_result_t;

@@ -62,6 +62,9 @@ static void text_cpu(const lg_opts_t *o, const lg_result_t *res)
                res->server_cpu_s, 100 * per_s(res->server_cpu_s, w),
                us_per(res->server_cpu_s, res->msgs), unit,
                o->mode == LG_STORM ? "connection" : "message");
+    if (res->other_cpu_s >= 0)
+        printf("  other CPU    %.2f s (%.0f%% of a core) used by other processes meanwhile\n",
+               res->other_cpu_s, 100 * per_s(res->other_cpu_s, w));
 }
 
 void lg_report_text(const lg_opts_t *o, const lg_result_t *res)
@@ -134,12 +137,12 @@ static int json_numbers(char *p, size_t cap, const lg_opts_t *o, const lg_result
         "\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f,"
         "\"client_cpu_s\":%.4f,\"client_cpu_us_per_msg\":%.4f,\"server_cpu_s\":%.4f,"
         "\"server_cpu_us_per_msg\":%.4f,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,"
-        "\"idle_conns\":%u,\"bytes_per_idle_conn\":%.1f",
+        "\"other_cpu_s\":%.4f,\"idle_conns\":%u,\"bytes_per_idle_conn\":%.1f",
         w, (unsigned long long)res->msgs, per_s(res->msgs, w), per_s(res->bytes, w) / 1e6,
         q_us(res, 0.5), q_us(res, 0.99), q_us(res, 0.999), (double)res->hist.max / 1e3,
         res->client_cpu_s, us_per(res->client_cpu_s, res->msgs), srv,
         srv >= 0 ? us_per(srv, res->msgs) : -1.0, res->rss_before_kb, res->rss_after_kb,
-        res->idle_conns,
+        res->other_cpu_s, res->idle_conns,
         res->idle_conns && res->rss_before_kb >= 0 ? (double)growth * 1024 / res->idle_conns
                                                    : -1.0);
 }
