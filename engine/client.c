@@ -135,8 +135,11 @@ bool tao__client_closed(tao_conn_t *c)
         tao__conn_error(c, -ETIMEDOUT, "reconnect: giving up");
         return false;
     }
-    if (was_up)
-        tao__conn_error(c, -ECONNRESET, "connection lost; reconnecting");
+    if (was_up && s->last_err)
+        tao__conn_error(c, s->last_err, "connection lost; reconnecting");
+    else if (was_up)
+        tao__conn_error(c, -ENOTCONN, "closed by the peer; reconnecting");
+    s->last_err = 0;
     tao__conn_reset(c);
     unsigned ms = backoff_ms(s);
     tao__log(TAO_LOG_DEBUG, "conn %llu: reconnecting in %u ms", (unsigned long long)c->id, ms);
@@ -308,6 +311,7 @@ TAO_API int64_t tao_client_connect(tao_client_t *cl, const char *addr, void *dat
     s->addr_len = len;
     s->connect_op.kind = OP_CONNECT;
     tao__timer_init(&s->timer, timer_fire);
+    tao__conn_set_peer(c, (struct sockaddr *)&ss, len);
 
     tao__item_t *it = tao__item_new(IT_CONNECT, c, 0);
     if (!it) {

@@ -352,6 +352,8 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         return;
     } else if (res != -ECANCELED) {
         c->flags |= C_EOF;
+        if (c->client)
+            c->client->last_err = res;
         if (!(c->flags & C_CLOSING) && res != -ECONNRESET)
             tao__conn_error(c, res, "recv");
         tao__conn_abort_local(c);
@@ -716,12 +718,23 @@ TAO_API void tao_conn_set_data(tao_conn_t *c, void *data)
     c->data = data;
 }
 
+/* Recorded once, on the loop, before any callback: readable from any thread
+ * for the connection's whole life, on_close included. */
+void tao__conn_set_peer(tao_conn_t *c, const struct sockaddr *sa, socklen_t len)
+{
+    if (len > sizeof c->peer)
+        len = sizeof c->peer;
+    memcpy(&c->peer, sa, len);
+    c->peer_len = len;
+}
+
 TAO_API int tao_conn_peer(const tao_conn_t *c, struct sockaddr_storage *addr, socklen_t *len)
 {
-    *len = sizeof *addr;
-    if (atomic_load(&c->closing))
+    if (!c->peer_len)
         return -ENOTCONN;
-    return getpeername(c->fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
+    memcpy(addr, &c->peer, c->peer_len);
+    *len = c->peer_len;
+    return 0;
 }
 
 TAO_API int tao_conn_local(const tao_conn_t *c, struct sockaddr_storage *addr, socklen_t *len)

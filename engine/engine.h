@@ -240,6 +240,8 @@ struct tao_conn {
     struct tao__cstate *client; /* client connection state, when a client */
     struct tao__tls *tls;       /* TLS state, when the endpoint has TLS */
     tao_conn_t *map_next;       /* server's id map chain */
+    struct sockaddr_in6 peer;   /* the peer's address (v4 or v6), set once */
+    socklen_t peer_len;
 };
 
 /* ---- client connections ------------------------------------------------ */
@@ -252,6 +254,7 @@ typedef struct tao__cstate {
     unsigned failures;  /* failed attempts in a row */
     bool connecting;    /* a connect op is in flight */
     bool timed_out;     /* the connect timeout cancelled it */
+    int last_err;       /* why the last socket failed; 0 for a FIN */
     atomic_bool user_closed;
 } tao__cstate_t;
 
@@ -429,6 +432,7 @@ void tao__worker_flush(tao__worker_t *w);
 
 /* engine/listener.c */
 int tao__listener_open(tao_server_t *srv, int *fd_out);
+int tao__port_free(const tao_server_t *srv);
 void tao__accept_arm(tao__loop_t *loop);
 void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);
 void tao__listener_close(tao__loop_t *loop);
@@ -457,6 +461,7 @@ void tao__conn_close_local(tao_conn_t *c, bool from_worker);
 void tao__conn_abort_local(tao_conn_t *c);
 void tao__conn_free(tao_conn_t *c);
 void tao__conn_touch_tx(tao_conn_t *c);
+void tao__conn_set_peer(tao_conn_t *c, const struct sockaddr *sa, socklen_t len);
 
 /* engine/outq.c */
 int tao__outq_push_copy(tao__outq_t *q, const tao_frame_hdr_t *h, const void *payload, size_t len);

@@ -12,6 +12,21 @@
 
 #include "engine/engine.h"
 
+/* SO_REUSEPORT lets another process of the same user bind a port that is
+ * taken, and the two would share it silently. A bind without it, before the
+ * first listener, tells whether the port is free. */
+int tao__port_free(const tao_server_t *srv)
+{
+    int one = 1;
+    int fd = socket(srv->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* TIME_WAIT is fine */
+    int rc = bind(fd, (const struct sockaddr *)&srv->addr, srv->addr_len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 int tao__listener_open(tao_server_t *srv, int *fd_out)
 {
     int one = 1;
@@ -106,6 +121,10 @@ static void accepted(tao__loop_t *loop, int fd)
         return;
     }
     STAT_ADD(loop, accepted, 1);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+        tao__conn_set_peer(c, (struct sockaddr *)&ss, len);
     tao__ep_add(&srv->ep, c);
     tao__conn_start(c);
 }

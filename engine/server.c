@@ -91,6 +91,11 @@ TAO_API int tao_server_handle(tao_server_t *srv, int32_t type, tao_handler_cb ha
 static int listen_on(tao__loop_t *loop, void *arg)
 {
     tao_server_t *srv = arg;
+    if (loop->idx == 0 && srv->port != 0) {
+        int rc = tao__port_free(srv);
+        if (rc < 0)
+            return rc;
+    }
     loop->srv = srv;
     return tao__listener_open(srv, &loop->listen_fd);
 }

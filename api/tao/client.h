@@ -42,7 +42,8 @@ extern "C" {
 typedef struct tao_client tao_client_t;
 
 /* err is a negative errno (-ECONNREFUSED, -ETIMEDOUT for a connect
- * timeout, -ECONNRESET for a lost connection that will be retried, ...). */
+ * timeout; for a connection lost while reconnect is on, -ENOTCONN when the
+ * peer closed it or the socket's error such as -ECONNRESET, ...). */
 typedef void (*tao_client_error_cb)(tao_client_t *cl, tao_conn_t *conn, int err, const char *what);
 
 /* Zero means default for every field. Callbacks run on the connection's I/O

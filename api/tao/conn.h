@@ -29,7 +29,9 @@ TAO_API uint64_t tao_conn_id(const tao_conn_t *conn);
 
 TAO_API tao_server_t *tao_conn_server(const tao_conn_t *conn);
 
-/* Copy the peer's (or local) address into *addr. Returns 0 or -errno. */
+/* Copy the peer's address into *addr: any thread, until on_close returns
+ * (on_close included). The local address needs the socket: -ENOTCONN once
+ * the connection is closing. Return 0 or -errno. */
 TAO_API int tao_conn_peer(const tao_conn_t *conn, struct sockaddr_storage *addr, socklen_t *len);
 TAO_API int tao_conn_local(const tao_conn_t *conn, struct sockaddr_storage *addr, socklen_t *len);
 

@@ -69,7 +69,7 @@ static void on_error(tao_client_t *cl, tao_conn_t *c, int err, const char *what)
         atomic_fetch_add(&errors_refused, 1);
     else if (err == -ETIMEDOUT)
         atomic_fetch_add(&errors_timeout, 1);
-    else if (err == -ECONNRESET)
+    else if (err == -ECONNRESET || err == -ENOTCONN)
         atomic_fetch_add(&errors_lost, 1);
 }
 

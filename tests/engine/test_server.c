@@ -43,8 +43,15 @@ static int on_connect(tao_conn_t *c)
     return 0;
 }
 
+static atomic_int peer_missing;
+
 static void on_close(tao_conn_t *c)
 {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    /* The peer's address is still there in on_close. */
+    if (tao_conn_peer(c, &ss, &len) != 0 || ss.ss_family != AF_INET)
+        atomic_fetch_add(&peer_missing, 1);
     atomic_fetch_add(&closes, 1);
     int i = atomic_fetch_add(&nclosed_ids, 1);
     if (i < 256)
@@ -110,15 +117,15 @@ static void api_errors(void **state)
     assert_int_equal(tao_server_handle(srv, 9, on_echo, NULL, NULL), -EBUSY);
     assert_int_equal(tao_server_start(srv), -EBUSY);
 
-    /* A second server on the same port without SO_REUSEPORT's blessing
-     * fails to bind... but both set SO_REUSEPORT, so use a plain socket
-     * holding the port instead. */
+    /* A second server on a port that is taken fails, although both use
+     * SO_REUSEPORT, which alone would let them share it silently. */
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     tao_server_config_t cfg = {.listen = addr, .loops = 1};
     tao_server_t *other;
     assert_int_equal(tao_server_create(&cfg, &other), 0);
     assert_int_equal(tao_server_port(other), -ENOTCONN);
+    assert_int_equal(tao_server_start(other), -EADDRINUSE);
     tao_server_destroy(other);
     tao_server_destroy(srv);
 
@@ -193,6 +200,7 @@ static void refuse_and_close_once(void **state)
     usleep(50 * 1000);
     assert_int_equal(atomic_load(&closes), N);
     assert_int_equal(atomic_load(&connects), N);
+    assert_int_equal(atomic_load(&peer_missing), 0);
     tao_stats_t st;
     tao_server_stats(srv, &st);
     assert_int_equal(st.conns_refused, 5);
