@@ -20,7 +20,7 @@
 static ex_opts_t opts = {
     .prog = "tao-chat-client",
     .what = "chat: send each line of stdin, print everyone's (\"bye\" quits)",
-    .takes = EX_CONNECT | EX_RECONNECT,
+    .takes = EX_CONNECT | EX_RECONNECT | EX_TLS_CLIENT,
     .addr = "127.0.0.1:12345",
 };
 static int events[2]; /* the loop writes 'c' (connected) and 'x' (finished) */
@@ -112,6 +112,7 @@ int main(int argc, char **argv)
     setvbuf(stdin, NULL, _IONBF, 0);
 
     tao_client_config_t cfg = {
+        .tls = ex_tls(&opts),
         .reconnect = opts.reconnect,
         .on_connect = on_connect,
         .on_close = on_close,

@@ -52,6 +52,13 @@ static void usage(const ex_opts_t *o)
         printf("  --interval MS        time between messages (default %u ms)\n", o->interval_ms);
     if (t & EX_RECONNECT)
         printf("  --reconnect          reconnect, with backoff, when the connection is lost\n");
+    if (t & EX_TLS_SERVER)
+        printf("  --tls-cert FILE      serve TLS with this certificate chain (PEM or DER)\n"
+               "  --tls-key FILE       and this private key\n");
+    if (t & EX_TLS_CLIENT)
+        printf("  --tls                connect with TLS\n"
+               "  --ca FILE            trust these CAs (scripts/make-test-certs.sh makes one)\n"
+               "  --server-name NAME   the name the certificate must carry (default localhost)\n");
     printf("  --debug              log at debug level\n"
            "  --help               this text\n"
            "allocator: %s\n",
@@ -101,6 +108,21 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     case 'r':
         o->reconnect = true;
         break;
+    case 'T':
+        o->tls_cert = arg;
+        break;
+    case 'K':
+        o->tls_key = arg;
+        break;
+    case 't':
+        o->tls = true;
+        break;
+    case 'A':
+        o->ca = arg;
+        break;
+    case 'N':
+        o->server_name = arg;
+        break;
     }
     return 0;
 }
@@ -116,13 +138,31 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
         {"conns", required_argument, NULL, 'C'},
         {"interval", required_argument, NULL, 'i'},
         {"reconnect", no_argument, NULL, 'r'},
+        {"tls-cert", required_argument, NULL, 'T'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls", no_argument, NULL, 't'},
+        {"ca", required_argument, NULL, 'A'},
+        {"server-name", required_argument, NULL, 'N'},
         {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     /* Which EX_* flag each option needs, in the order of opts[]. */
-    static const unsigned needs[] = {EX_LISTEN, EX_CONNECT,  EX_LOOPS,     EX_WORKERS, EX_COUNT,
-                                     EX_CONNS,  EX_INTERVAL, EX_RECONNECT, 0,          0};
+    static const unsigned needs[] = {EX_LISTEN,
+                                     EX_CONNECT,
+                                     EX_LOOPS,
+                                     EX_WORKERS,
+                                     EX_COUNT,
+                                     EX_CONNS,
+                                     EX_INTERVAL,
+                                     EX_RECONNECT,
+                                     EX_TLS_SERVER,
+                                     EX_TLS_SERVER,
+                                     EX_TLS_CLIENT,
+                                     EX_TLS_CLIENT,
+                                     EX_TLS_CLIENT,
+                                     0,
+                                     0};
     int ch, idx;
 
     /* Output piped into a script or a file should appear line by line. */
@@ -203,4 +243,53 @@ void ex_log_conn(const char *event, tao_conn_t *conn)
     if (tao_conn_peer(conn, &ss, &len) == 0)
         format_addr(&ss, peer, sizeof peer);
     fprintf(stderr, "%s %s (#%llu)\n", event, peer, (unsigned long long)tao_conn_id(conn));
+}
+
+const tao_tls_config_t *ex_tls(const ex_opts_t *o)
+{
+    static tao_tls_config_t tls;
+    if (o->tls_cert || o->tls_key) {
+        tls = (tao_tls_config_t){
+            .cert_file = o->tls_cert, .key_file = o->tls_key, .prefer_chacha = true};
+        return &tls;
+    }
+    if (o->tls) {
+        tls = (tao_tls_config_t){.ca_file = o->ca,
+                                 .server_name = o->server_name ? o->server_name : "localhost",
+                                 .prefer_chacha = true};
+        return &tls;
+    }
+    return NULL;
+}
+
+static tao_server_t *serving;
+
+/* tao_server_stop is safe in a signal handler: it only sets flags and
+ * wakes the loops. */
+static void stop_serving(int sig)
+{
+    tao_server_stop(serving, 0);
+}
+
+int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handler)
+{
+    cfg->listen = o->addr;
+    cfg->loops = o->loops;
+    cfg->workers = o->workers;
+    cfg->tls = ex_tls(o);
+    int rc = tao_server_create(cfg, &serving);
+    if (rc == 0)
+        rc = tao_server_handle(serving, EX_MSG, handler, NULL, NULL);
+    if (rc == 0)
+        rc = tao_server_start(serving);
+    if (rc < 0) {
+        fprintf(stderr, "%s: cannot start on %s: %s\n", o->prog, o->addr, tao_strerror(rc));
+        tao_server_destroy(serving);
+        return 1;
+    }
+    ex_on_stop_signals(stop_serving);
+    ex_print_listening(o->prog, o->addr, serving);
+    tao_server_wait(serving);
+    tao_server_destroy(serving);
+    return 0;
 }

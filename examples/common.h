@@ -14,36 +14,51 @@
 
 /* The options a program takes, besides --help and --debug. */
 enum {
-    EX_LISTEN = 1 << 0,    /* --listen HOST:PORT */
-    EX_CONNECT = 1 << 1,   /* --connect HOST:PORT */
-    EX_LOOPS = 1 << 2,     /* --loops N */
-    EX_WORKERS = 1 << 3,   /* --workers N */
-    EX_COUNT = 1 << 4,     /* --count N */
-    EX_CONNS = 1 << 5,     /* --conns N */
-    EX_INTERVAL = 1 << 6,  /* --interval MS */
-    EX_RECONNECT = 1 << 7, /* --reconnect */
+    EX_LISTEN = 1 << 0,     /* --listen HOST:PORT */
+    EX_CONNECT = 1 << 1,    /* --connect HOST:PORT */
+    EX_LOOPS = 1 << 2,      /* --loops N */
+    EX_WORKERS = 1 << 3,    /* --workers N */
+    EX_COUNT = 1 << 4,      /* --count N */
+    EX_CONNS = 1 << 5,      /* --conns N */
+    EX_INTERVAL = 1 << 6,   /* --interval MS */
+    EX_RECONNECT = 1 << 7,  /* --reconnect */
+    EX_TLS_SERVER = 1 << 8, /* --tls-cert FILE --tls-key FILE */
+    EX_TLS_CLIENT = 1 << 9, /* --tls --ca FILE [--server-name NAME] */
     EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS,
 };
 
 typedef struct ex_opts {
-    const char *prog;       /* "tao-echo-server", for --help and messages */
-    const char *what;       /* one line for --help */
-    unsigned takes;         /* EX_* options accepted */
-    const char *addr;       /* --listen or --connect */
-    unsigned loops;         /* --loops; 0 = the library's default */
-    int workers;            /* 0 = the library's default; "--workers 0"
-                               becomes TAO_WORKERS_INLINE */
-    unsigned count;         /* --count */
-    const char *count_what; /* what --count counts, for --help */
-    unsigned conns;         /* --conns */
-    unsigned interval_ms;   /* --interval */
-    bool reconnect;         /* --reconnect */
-    bool debug;             /* --debug: log at debug level */
+    const char *prog;        /* "tao-echo-server", for --help and messages */
+    const char *what;        /* one line for --help */
+    unsigned takes;          /* EX_* options accepted */
+    const char *addr;        /* --listen or --connect */
+    unsigned loops;          /* --loops; 0 = the library's default */
+    int workers;             /* 0 = the library's default; "--workers 0"
+                                becomes TAO_WORKERS_INLINE */
+    unsigned count;          /* --count */
+    const char *count_what;  /* what --count counts, for --help */
+    unsigned conns;          /* --conns */
+    unsigned interval_ms;    /* --interval */
+    bool reconnect;          /* --reconnect */
+    const char *tls_cert;    /* --tls-cert: serve TLS with this chain */
+    const char *tls_key;     /* --tls-key */
+    bool tls;                /* --tls: connect with TLS */
+    const char *ca;          /* --ca: trust anchors for --tls */
+    const char *server_name; /* --server-name (default localhost) */
+    bool debug;              /* --debug: log at debug level */
 } ex_opts_t;
 
 /* Parse argv into *o, which holds the defaults. Prints the help and exits 0
  * on --help; returns -1 on a bad option (after saying why), 0 otherwise. */
 int ex_parse(int argc, char **argv, ex_opts_t *o);
+
+/* The TLS settings the options asked for, or NULL for plain TCP. */
+const tao_tls_config_t *ex_tls(const ex_opts_t *o);
+
+/* Create a server from cfg (listen, loops, workers and TLS from o), route
+ * EX_MSG to handler, start it, print where it listens, stop on SIGINT or
+ * SIGTERM, and return the exit status once it has stopped. */
+int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handler);
 
 /* Install handler for SIGINT and SIGTERM, and ignore SIGPIPE. */
 void ex_on_stop_signals(void (*handler)(int));

@@ -17,7 +17,7 @@
 static ex_opts_t opts = {
     .prog = "tao-echo-client",
     .what = "send \"hello, world\" to an echo server and print the replies",
-    .takes = EX_CONNECT | EX_COUNT | EX_INTERVAL,
+    .takes = EX_CONNECT | EX_COUNT | EX_INTERVAL | EX_TLS_CLIENT,
     .addr = "127.0.0.1:12345",
     .count = 10,
     .count_what = "messages to send",
@@ -75,6 +75,7 @@ int main(int argc, char **argv)
         return 2;
 
     tao_client_config_t cfg = {
+        .tls = ex_tls(&opts),
         .on_connect = on_connect,
         .on_close = on_close,
         .on_error = on_error,

@@ -40,7 +40,7 @@ int main(int argc, char **argv)
     ex_opts_t o = {
         .prog = "tao-echo-server",
         .what = "echo every type-1 message back",
-        .takes = EX_SERVER,
+        .takes = EX_SERVER | EX_TLS_SERVER,
         .addr = "127.0.0.1:12345",
     };
     if (ex_parse(argc, argv, &o) < 0)
@@ -50,6 +50,7 @@ int main(int argc, char **argv)
         .listen = o.addr,
         .loops = o.loops,
         .workers = o.workers,
+        .tls = ex_tls(&o), /* --tls-cert/--tls-key; NULL: plain TCP */
         .on_connect = on_connect,
         .on_close = on_close,
     };

@@ -18,7 +18,7 @@
 static ex_opts_t opts = {
     .prog = "tao-pingpong-client",
     .what = "ping, wait for pong, repeat; print the round trips per second",
-    .takes = EX_CONNECT | EX_LOOPS | EX_COUNT | EX_CONNS,
+    .takes = EX_CONNECT | EX_LOOPS | EX_COUNT | EX_CONNS | EX_TLS_CLIENT,
     .addr = "127.0.0.1:12346",
     .count = 10000,
     .count_what = "round trips per connection",
@@ -103,6 +103,7 @@ int main(int argc, char **argv)
         return 2;
     unsigned *trips = calloc(opts.conns, sizeof *trips);
     tao_client_config_t cfg = {
+        .tls = ex_tls(&opts),
         .loops = opts.loops,
         .max_conns = opts.conns,
         .on_connect = on_connect,

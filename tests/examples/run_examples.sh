@@ -2,7 +2,7 @@
 # usage: run_examples.sh CASE PROGRAM...
 #
 # Runs the example programs end to end over 127.0.0.1. CASE is help, echo,
-# chat, pingpong or timer; the PROGRAMs are the built examples, found here by
+# chat, pingpong, timer or tls; the PROGRAMs are the built examples, found here by
 # their names. Servers listen on port 0 and print the port they got, so no
 # port is guessed. Every server is stopped with SIGTERM and must exit 0.
 # Exits 0 on success, 1 on failure, 77 when io_uring is unavailable.
@@ -212,8 +212,30 @@ case_timer() {
     cat "$tmp/timer.out"
 }
 
+# TLS: the echo pair with a throwaway CA; a client trusting another CA
+# must fail. Skipped when the build has no TLS.
+case_tls() {
+    local certs=$tmp/certs
+    bash "$(dirname "$0")/../../scripts/make-test-certs.sh" "$certs" >/dev/null ||
+        fail "cannot make test certificates"
+    start_server tao-echo-server --tls-cert "$certs/server.pem" --tls-key "$certs/server.key"
+    if grep -q "not supported\|without it" "$tmp/server.err"; then
+        echo "SKIP: built without TLS"
+        exit 77
+    fi
+    run_client tls "${prog[tao-echo-client]}" --connect "127.0.0.1:$port" --count 5 --tls \
+        --ca "$certs/ca.pem"
+    [ "$rc" -eq 0 ] || fail "TLS tao-echo-client exited $rc: $(cat "$tmp/tls.err")"
+    [ "$(grep -c "hello, world" "$tmp/tls.out")" -eq 5 ] || fail "not 5 replies over TLS"
+    run_client wrongca "${prog[tao-echo-client]}" --connect "127.0.0.1:$port" --count 1 --tls \
+        --ca "$certs/other-ca.pem"
+    [ "$rc" -ne 0 ] || fail "a client trusting another CA connected"
+    grep -q "verify" "$tmp/wrongca.err" || fail "no verification error: $(cat "$tmp/wrongca.err")"
+    stop_server
+}
+
 case "$case_name" in
-help | echo | chat | pingpong | timer) "case_$case_name" ;;
+help | echo | chat | pingpong | timer | tls) "case_$case_name" ;;
 *) fail "unknown case" ;;
 esac
 echo "ok: $case_name"
