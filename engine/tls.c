@@ -403,7 +403,8 @@ void tao__tls_input(tao_conn_t *c, const uint8_t *data, size_t len)
             tao__conn_abort_local(c);
             return;
         }
-        memcpy(p, t->in + t->in_off, t->in_len - t->in_off);
+        if (t->in_len > t->in_off)
+            memcpy(p, t->in + t->in_off, t->in_len - t->in_off);
         free(t->in);
         t->in = p;
         t->in_cap = cap;

@@ -417,11 +417,15 @@ static void test_stop_from_signal(void **state)
  * EPERM. The server must refuse to start with -EPERM and say why. */
 
 static char logged[512];
+static pthread_mutex_t logged_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Every loop logs its failure, each on its own thread. */
 static void keep_log(tao_log_level_t level, const char *msg, void *user)
 {
+    pthread_mutex_lock(&logged_lock);
     if (level >= TAO_LOG_ERROR && !logged[0])
         snprintf(logged, sizeof logged, "%s", msg);
+    pthread_mutex_unlock(&logged_lock);
 }
 
 static int block_io_uring(void)
