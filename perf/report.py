@@ -281,7 +281,7 @@ def md_report(out, rows, verdicts, meta, cells, other):
          f"- Pinning: {meta.get('pinning')}.",
          f"- Servers: **tao-inline** `{meta.get('cmd_tao-inline')}` (handlers on the I/O "
          f"loop); **tao-workers** `{meta.get('cmd_tao-workers')}` (handlers on one worker "
-         f"thread, which shares CPU 0 with the loop: on two cores the second one belongs to "
+         f"thread, which shares the server's CPU with the loop: on two cores the other one belongs to "
          f"the load generator, so this measures the cost of the hop, not extra parallelism); "
          f"**epoll** `{meta.get('cmd_epoll')}` (the hand-written baseline).",
          f"- Load generator: `tao-loadgen`, one client loop on Tao-C's client API, every "

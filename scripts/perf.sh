@@ -14,15 +14,16 @@
 # every server, servers interleaved and their order rotated each repetition,
 # and writes under results/<date-time>/: report.md, results.jsonl (one line
 # per run, from tao-loadgen), summary.csv and chart.png. With two or more
-# CPUs the server runs on CPU 0 and the load generator on CPU 1.
+# CPUs the server runs on the first allowed CPU and the load generator on the
+# second.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+    exit "$1"
 }
 
 mode=quick
@@ -37,8 +38,8 @@ while [ $# -gt 0 ]; do
     --no-setup) setup=0 ;;
     --bin) bin=${2:?--bin needs a directory}; shift ;;
     --out) out=${2:?--out needs a directory}; shift ;;
-    -h | --help) usage ;;
-    *) echo "perf.sh: unknown option $1" >&2; usage ;;
+    -h | --help) usage 0 ;;
+    *) echo "perf.sh: unknown option $1" >&2; usage 2 >&2 ;;
     esac
     shift
 done
@@ -91,11 +92,13 @@ out=$(cd "$out" && pwd)
 : >"$out/results.jsonl"
 
 # ---- the machine -------------------------------------------------------------------
-cpus=$(nproc)
+# The CPUs this script may use (a container may allow only some).
+read -r -a allowed <<<"$(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')"
+cpus=${#allowed[@]}
 if [ "$cpus" -ge 2 ]; then
-    pin_server=(taskset -c 0)
-    pin_loadgen=(taskset -c 1)
-    pinning="server on CPU 0, load generator on CPU 1 (taskset); every server thread shares CPU 0"
+    pin_server=(taskset -c "${allowed[0]}")
+    pin_loadgen=(taskset -c "${allowed[1]}")
+    pinning="server on CPU ${allowed[0]}, load generator on CPU ${allowed[1]} (taskset); every server thread shares CPU ${allowed[0]}"
 else
     pin_server=()
     pin_loadgen=()
@@ -195,8 +198,12 @@ started=$SECONDS
 progress() {
     done_runs=$((done_runs + 1))
     local line
-    line=$(printf '[%3d/%d] %3ds  rep %d  %-10s %-11s' "$done_runs" "$total" \
-        $((SECONDS - started)) "$1" "$2" "$3")
+    local spent=$((SECONDS - started)) eta=
+    if [ "$done_runs" -gt 1 ]; then
+        eta=$(printf '~%ds left' $((spent * (total - done_runs + 1) / (done_runs - 1))))
+    fi
+    line=$(printf '[%3d/%d] %3ds %-11s rep %d  %-10s %-11s' "$done_runs" "$total" "$spent" \
+        "$eta" "$1" "$2" "$3")
     if [ -t 2 ]; then printf '\r%s' "$line" >&2; else echo "$line" >&2; fi
 }
 
