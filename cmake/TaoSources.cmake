@@ -12,6 +12,8 @@ list(APPEND TAO_SOURCES
     engine/loop.c
     engine/listener.c
     engine/conn.c
+    engine/keepalive.c
+    engine/close.c
     engine/outq.c
     engine/server.c
 )

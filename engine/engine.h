@@ -460,7 +460,15 @@ void tao__conn_resume_worker(tao_conn_t *c);
 void tao__conn_close_local(tao_conn_t *c, bool from_worker);
 void tao__conn_abort_local(tao_conn_t *c);
 void tao__conn_free(tao_conn_t *c);
+void tao__conn_recv_cancel(tao_conn_t *c);
+
+/* engine/keepalive.c */
+void tao__ka_arm(tao_conn_t *c);
+void tao__ka_fire(tao__timer_t *t, uint64_t now);
 void tao__conn_touch_tx(tao_conn_t *c);
+
+/* engine/close.c */
+void tao__linger_fire(tao__timer_t *t, uint64_t now);
 void tao__conn_set_peer(tao_conn_t *c, const struct sockaddr *sa, socklen_t len);
 
 /* engine/outq.c */
