@@ -73,8 +73,10 @@ static ssize_t lf_decode(const tao_codec_t *codec, const uint8_t *buf, size_t le
     /* Netty fails the same way: a frame too short to strip is malformed. */
     if (frame < codec->u.lenfield.strip)
         return -EBADMSG;
-    if (len < frame)
+    if (len < frame) {
+        out->len = frame; /* the whole frame, for the caller */
         return 0;
+    }
     out->type = codec->u.lenfield.type;
     out->payload = buf + codec->u.lenfield.strip;
     out->len = frame - codec->u.lenfield.strip;

@@ -40,8 +40,10 @@ static ssize_t tlv_decode(const tao_codec_t *codec, const uint8_t *buf, size_t l
      * must not make the engine buffer anything. */
     if (n > codec->max_payload)
         return -EMSGSIZE;
-    if (len - TAO_TLV_HEADER_LEN < n)
+    if (len - TAO_TLV_HEADER_LEN < n) {
+        out->len = TAO_TLV_HEADER_LEN + (size_t)n; /* the whole frame, for the caller */
         return 0;
+    }
     out->type = to_i32(get_le32(buf));
     out->payload = buf + TAO_TLV_HEADER_LEN;
     out->len = n;

@@ -247,9 +247,12 @@ static int stash(tao_conn_t *c, const uint8_t *buf, size_t len)
     if (need > UINT32_MAX)
         return -EMSGSIZE;
     if (need > c->in_cap) {
-        size_t cap = c->in_cap ? c->in_cap : 512;
-        while (cap < need)
-            cap *= 2;
+        /* Grow with what arrived, never with what a header announces. */
+        size_t cap = 2 * (size_t)c->in_cap;
+        if (cap < need)
+            cap = need;
+        if (cap < 512)
+            cap = 512;
         uint8_t *p = realloc(c->in, cap);
         if (!p)
             return -ENOMEM;
@@ -275,15 +278,38 @@ static void unstash(tao_conn_t *c, size_t used)
     c->in_cap = 0;
 }
 
+/* How much of buf completes the frame waiting in c->in: just its rest when
+ * the decoder says how big the frame is, else all of buf. */
+static size_t to_complete(const tao_conn_t *c, size_t len)
+{
+    const tao_codec_t *codec = &c->ep->codec;
+    tao_frame_t f = {0};
+    if (codec->decode(codec, c->in, c->in_len, &f) == 0 && f.len > c->in_len &&
+        f.len - c->in_len < len)
+        return f.len - c->in_len;
+    return len;
+}
+
+/* Decode straight from the receive buffer; a frame split across buffers is
+ * completed in c->in, copying no more than it needs. */
 void tao__conn_input(tao_conn_t *c, const uint8_t *buf, size_t len)
 {
     int rc = 0;
-    if (c->in_len == 0) {
+    while (c->in_len && len && rc == 0 &&
+           !(c->flags & (C_PAUSED | C_WPAUSED | C_CLOSING | C_FENCING))) {
+        size_t take = to_complete(c, len);
+        if ((rc = stash(c, buf, take)) == 0) {
+            buf += take;
+            len -= take;
+            unstash(c, consume(c, c->in, c->in_len));
+        }
+    }
+    if (rc == 0 && len && c->in_len && !(c->flags & (C_CLOSING | C_FENCING))) {
+        rc = stash(c, buf, len); /* paused behind a pending frame: keep the order */
+    } else if (rc == 0 && len) {
         size_t used = consume(c, buf, len);
         if (used < len)
             rc = stash(c, buf + used, len - used);
-    } else if ((rc = stash(c, buf, len)) == 0) {
-        unstash(c, consume(c, c->in, c->in_len));
     }
     if (rc < 0) {
         tao__conn_error(c, rc, "receive buffer");
@@ -312,13 +338,18 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         STAT_ADD(loop, bytes_in, res);
         c->last_rx = loop->now;
         const uint8_t *data = loop->bufs + (size_t)bid * loop->buf_size;
-        if (c->flags & (C_CLOSING | C_FENCING))
+        if (c->flags & (C_CLOSING | C_FENCING)) {
             ; /* closing: the rest is discarded */
-        else if (c->tls)
+        } else if (c->tls) {
             tao__tls_input(c, data, (size_t)res);
-        else
+        } else {
+            loop->recv_base = data; /* sends may borrow it: see outq.c */
+            loop->recv_bid = (uint16_t)bid;
             tao__conn_input(c, data, (size_t)res);
-        tao__buf_recycle(loop, bid);
+            loop->recv_base = NULL;
+        }
+        if (loop->buf_refs[bid] == 0)
+            tao__buf_recycle(loop, bid); /* else its last borrower returns it */
     } else if (res == 0) {
         c->flags |= C_EOF;
         tao__conn_close_local(c, false); /* the peer is done; flush what we owe it */

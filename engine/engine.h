@@ -68,7 +68,9 @@ struct tao__chunk {
     tao_payload_free_fn free_fn;
     void *free_user;
     tao__loop_t *zc_loop; /* set when ext is a registered buffer */
-    uint32_t zc_slot;     /* that buffer's index */
+    tao__loop_t *lent;    /* set when ext lies in this loop's receive buffer lent_bid */
+    uint16_t lent_bid;
+    uint32_t zc_slot; /* that buffer's index */
     uint8_t post[TAO_FRAME_POST_MAX];
     uint8_t post_len;
     uint8_t data[];
@@ -338,6 +340,14 @@ struct tao__loop {
     unsigned zc_count, zc_size, zc_nfree;
     uint16_t *zc_free, *zc_refs;
 
+    /* Receive buffers lent to send queues (an echo sends straight from the
+     * buffer it received into): a buffer returns to the ring when its last
+     * borrower is written. At most half the ring is ever out on loan. */
+    uint16_t *buf_refs;
+    unsigned bufs_lent;
+    const uint8_t *recv_base; /* the buffer being decoded now, or NULL */
+    uint16_t recv_bid;
+
     bool stopping;
     tao__timer_t stop_deadline;
 
@@ -424,6 +434,7 @@ void tao__loop_deinit(tao__loop_t *loop);
 void *tao__loop_main(void *arg);
 void tao__loop_wake(tao__loop_t *loop);
 void tao__buf_recycle(tao__loop_t *loop, unsigned bid);
+void tao__buf_return(tao__loop_t *loop, unsigned bid);
 void tao__zc_put(tao__loop_t *loop, unsigned slot);
 
 /* engine/worker.c */
@@ -513,9 +524,9 @@ void tao__client_close_offline(tao_conn_t *c);
         if (!(cfg)->out_low || (cfg)->out_low > (cfg)->out_high)                                   \
             (cfg)->out_low = (cfg)->out_high / 4;                                                  \
         if (!(cfg)->buf_count)                                                                     \
-            (cfg)->buf_count = 512;                                                                \
+            (cfg)->buf_count = 256;                                                                \
         if (!(cfg)->buf_size)                                                                      \
-            (cfg)->buf_size = 16384;                                                               \
+            (cfg)->buf_size = 65536;                                                               \
         if (!(cfg)->max_conns)                                                                     \
             (cfg)->max_conns = 10000;                                                              \
         ((cfg)->buf_count & ((cfg)->buf_count - 1)) || (cfg)->buf_count > 32768 ||                 \

@@ -92,7 +92,8 @@ static int bufs_setup(tao__loop_t *loop)
     size_t total = (size_t)loop->buf_count * loop->buf_size;
 
     loop->bufs = aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
-    if (!loop->bufs)
+    loop->buf_refs = calloc(loop->buf_count, sizeof *loop->buf_refs);
+    if (!loop->bufs || !loop->buf_refs)
         return -ENOMEM;
     loop->br = tao__buf_ring_setup(&loop->ring, loop->buf_count, 0, &loop->br_len, &err);
     if (!loop->br)
@@ -143,6 +144,15 @@ static void zc_setup(tao__loop_t *loop)
     }
     loop->zc_count = loop->zc_nfree = rt->zc_count;
     loop->zc_size = rt->zc_size;
+}
+
+/* A borrower of receive buffer bid is done with it. */
+void tao__buf_return(tao__loop_t *loop, unsigned bid)
+{
+    if (--loop->buf_refs[bid] == 0) {
+        loop->bufs_lent--;
+        tao__buf_recycle(loop, bid);
+    }
 }
 
 void tao__buf_recycle(tao__loop_t *loop, unsigned bid)
@@ -504,7 +514,9 @@ static void teardown(tao__loop_t *loop)
     }
     io_uring_queue_exit(&loop->ring);
     free(loop->bufs);
+    free(loop->buf_refs);
     loop->bufs = NULL;
+    loop->buf_refs = NULL;
 }
 
 void *tao__loop_main(void *arg)

@@ -23,6 +23,8 @@ void tao__chunk_free(tao__chunk_t *k)
 {
     if (k->zc_loop)
         tao__zc_put(k->zc_loop, k->zc_slot);
+    else if (k->lent)
+        tao__buf_return(k->lent, k->lent_bid);
     else if (k->free_fn)
         k->free_fn(k->ext, k->free_user);
     free(k);
@@ -138,7 +140,37 @@ static void advance(tao__outq_t *q, size_t n)
     q->head_off = n;
 }
 
-/* ---- sending -------------------------------------------------------------- */
+/* ---- lending receive buffers ----------------------------------------------- */
+
+#define LEND_MIN 1024          /* smaller payloads are cheaper to copy and pack */
+#define LEND_QUEUE (256 << 10) /* a connection this far behind gets copies */
+
+/* A payload that lies in the receive buffer being decoded is sent from that
+ * buffer instead of a copy: what an echo or a proxy does. Bounded so that
+ * slow peers cannot drain the ring: at most half its buffers out on loan,
+ * and only to connections whose queue is short. */
+static tao__chunk_t *lend_chunk(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload,
+                                size_t len)
+{
+    tao__loop_t *loop = c->loop;
+    const uint8_t *p = payload, *base = loop->recv_base;
+    if (!base || len < LEND_MIN || p < base || p + len > base + loop->buf_size ||
+        atomic_load(&c->queued) > LEND_QUEUE || c->tls)
+        return NULL;
+    unsigned bid = loop->recv_bid;
+    if (loop->buf_refs[bid] == 0 && loop->bufs_lent >= loop->buf_count / 2)
+        return NULL;
+    tao__chunk_t *k = tao__chunk_owned(h, (void *)p, len, NULL, NULL);
+    if (!k)
+        return NULL;
+    k->lent = loop;
+    k->lent_bid = (uint16_t)bid;
+    if (loop->buf_refs[bid]++ == 0)
+        loop->bufs_lent++;
+    return k;
+}
+
+/* ---- gathering ----------------------------------------------------------- */
 
 static int put_iov(struct iovec *iov, int n, const void *base, size_t len, size_t *skip)
 {
@@ -376,6 +408,8 @@ int tao__conn_send_local(tao_conn_t *c, int32_t type, const void *payload, size_
         return 0;
     }
     tao__chunk_t *zc = rc == 0 ? zc_chunk(c, &h, payload, len) : NULL;
+    if (!zc && rc == 0)
+        zc = lend_chunk(c, &h, payload, len);
     if (zc)
         tao__outq_append(&c->out, zc);
     else if (rc == 0)

@@ -58,7 +58,11 @@ typedef struct tao_codec tao_codec_t;
 /* Look at buf[0..len). Returns the number of bytes the first frame occupies
  * (> 0) and fills *out; 0 when the frame is not complete yet; -EMSGSIZE when
  * the frame announces more than the codec's maximum (known as soon as its
- * header is there); -EBADMSG for bytes that can never become a valid frame. */
+ * header is there); -EBADMSG for bytes that can never become a valid frame.
+ * With 0, a decoder that already knows the whole frame's size (its header
+ * is complete) may store it in out->len, and leaves it alone otherwise: the
+ * engine then copies only the rest of that frame, never a whole buffer,
+ * to complete it. */
 typedef ssize_t (*tao_decode_fn)(const tao_codec_t *codec, const uint8_t *buf, size_t len,
                                  tao_frame_t *out);
 
