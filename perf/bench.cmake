@@ -7,3 +7,8 @@ tao_use_jemalloc(tao-bench-core)
 add_executable(tao-bench-timers bench_timers.c)
 target_link_libraries(tao-bench-timers PRIVATE tao_static)
 tao_use_jemalloc(tao-bench-timers)
+
+# TLS next to plain TCP: echo throughput and handshakes per second.
+add_executable(tao-bench-tls bench_tls.c)
+target_link_libraries(tao-bench-tls PRIVATE tao_static)
+tao_use_jemalloc(tao-bench-tls)
