@@ -335,6 +335,7 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         c->flags &= ~(uint32_t)(C_RECV_ARMED | C_CANCELING);
     if (res > 0) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        loop->bufs_avail--;
         STAT_ADD(loop, bytes_in, res);
         c->last_rx = loop->now;
         const uint8_t *data = loop->bufs + (size_t)bid * loop->buf_size;
@@ -360,8 +361,14 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         STAT_ADD(loop, enobufs, 1);
         if (!(c->flags & C_NOBUFS)) {
             c->flags |= C_NOBUFS;
-            c->nobufs_next = loop->nobufs;
-            loop->nobufs = c;
+            /* Oldest first: re-arming newest-first starved the ones that
+             * ran dry earliest. */
+            c->nobufs_next = NULL;
+            if (loop->nobufs_tail)
+                loop->nobufs_tail->nobufs_next = c;
+            else
+                loop->nobufs = c;
+            loop->nobufs_tail = c;
         }
         return;
     } else if (res != -ECANCELED) {

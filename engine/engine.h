@@ -329,8 +329,9 @@ struct tao__loop {
     tao__utimer_t *timers; /* live user timers */
     tao_conn_t conns;      /* list sentinel */
     size_t nconns;
-    tao_conn_t *dirty;  /* connections with output to flush */
-    tao_conn_t *nobufs; /* connections whose recv must be re-armed */
+    tao_conn_t *dirty;                /* connections with output to flush */
+    tao_conn_t *nobufs, *nobufs_tail; /* receives to re-arm, oldest first */
+    unsigned bufs_avail;              /* buffers in the ring now */
     tao__sendctx_t *free_ctx;
     tao__queue_t *to_worker; /* per worker: frames of this batch */
 
@@ -524,7 +525,7 @@ void tao__client_close_offline(tao_conn_t *c);
         if (!(cfg)->out_low || (cfg)->out_low > (cfg)->out_high)                                   \
             (cfg)->out_low = (cfg)->out_high / 4;                                                  \
         if (!(cfg)->buf_count)                                                                     \
-            (cfg)->buf_count = 256;                                                                \
+            (cfg)->buf_count = 64;                                                                 \
         if (!(cfg)->buf_size)                                                                      \
             (cfg)->buf_size = 65536;                                                               \
         if (!(cfg)->max_conns)                                                                     \

@@ -102,6 +102,7 @@ static int bufs_setup(tao__loop_t *loop)
         io_uring_buf_ring_add(loop->br, loop->bufs + (size_t)i * loop->buf_size, loop->buf_size,
                               (unsigned short)i, io_uring_buf_ring_mask(loop->buf_count), (int)i);
     io_uring_buf_ring_advance(loop->br, (int)loop->buf_count);
+    loop->bufs_avail = loop->buf_count;
     return 0;
 }
 
@@ -157,6 +158,7 @@ void tao__buf_return(tao__loop_t *loop, unsigned bid)
 
 void tao__buf_recycle(tao__loop_t *loop, unsigned bid)
 {
+    loop->bufs_avail++;
     io_uring_buf_ring_add(loop->br, loop->bufs + (size_t)bid * loop->buf_size, loop->buf_size,
                           (unsigned short)bid, io_uring_buf_ring_mask(loop->buf_count), 0);
     io_uring_buf_ring_advance(loop->br, 1);
@@ -438,24 +440,37 @@ static void flush_workers(tao__loop_t *loop)
             tao__post_worker(&loop->rt->workers[i], &loop->to_worker[i]);
 }
 
+/* Re-arm the receives that ran out of buffers, oldest first, no more than
+ * there are buffers in the ring: re-arming a thousand receives for a
+ * handful of buffers only earns a thousand more -ENOBUFS. The rest wait for
+ * the next pass; the loop does not sleep while buffers are there for them. */
+static void rearm(tao__loop_t *loop)
+{
+    unsigned budget = loop->bufs_avail;
+    while (loop->nobufs && budget) {
+        tao_conn_t *c = loop->nobufs;
+        loop->nobufs = c->nobufs_next;
+        if (!loop->nobufs)
+            loop->nobufs_tail = NULL;
+        c->nobufs_next = NULL;
+        c->flags &= ~(uint32_t)C_NOBUFS;
+        if (c->flags & C_DEAD) {
+            if (!(c->flags & C_DIRTY))
+                tao__conn_unref(c);
+            continue;
+        }
+        tao__conn_progress(c);
+        budget--;
+    }
+}
+
 static void after_batch(tao__loop_t *loop)
 {
     loop->now = tao__now_ms();
     drain_inbox(loop);
     tao__wheel_advance(&loop->wheel, loop->now);
 
-    while (loop->nobufs) {
-        tao_conn_t *c = loop->nobufs;
-        loop->nobufs = c->nobufs_next;
-        c->nobufs_next = NULL;
-        c->flags &= ~(uint32_t)C_NOBUFS;
-        if (c->flags & C_DEAD) {
-            if (!(c->flags & C_DIRTY))
-                tao__conn_unref(c);
-        } else {
-            tao__conn_progress(c);
-        }
-    }
+    rearm(loop);
     while (loop->dirty) {
         tao_conn_t *c = loop->dirty;
         loop->dirty = c->dirty_next;
@@ -550,7 +565,7 @@ void *tao__loop_main(void *arg)
         /* Announce the sleep, then look at the inbox once more: a poster
          * either sees the flag and wakes us, or we see its item. */
         atomic_store(&loop->sleeping, true);
-        if (inbox_empty(loop))
+        if (inbox_empty(loop) && !(loop->nobufs && loop->bufs_avail))
             io_uring_submit_and_wait(&loop->ring, 1);
         else
             io_uring_submit(&loop->ring);
@@ -567,6 +582,14 @@ void *tao__loop_main(void *arg)
         io_uring_cq_advance(&loop->ring, n);
         after_batch(loop);
     }
+    while (loop->nobufs) { /* only finished connections can be left here */
+        tao_conn_t *c = loop->nobufs;
+        loop->nobufs = c->nobufs_next;
+        c->flags &= ~(uint32_t)C_NOBUFS;
+        if ((c->flags & C_DEAD) && !(c->flags & C_DIRTY))
+            tao__conn_unref(c);
+    }
+    loop->nobufs_tail = NULL;
     tao__loop_timers_free(loop);
     flush_workers(loop);
     teardown(loop);

@@ -55,6 +55,9 @@ static void usage(const ex_opts_t *o)
     if (t & EX_TLS_SERVER)
         printf("  --tls-cert FILE      serve TLS with this certificate chain (PEM or DER)\n"
                "  --tls-key FILE       and this private key\n");
+    if (t & EX_BUFS)
+        printf("  --buf-count N        receive buffers per loop, a power of two (default 64)\n"
+               "  --buf-size BYTES     bytes per receive buffer (default 65536)\n");
     if (t & EX_TLS_CLIENT)
         printf("  --tls                connect with TLS\n"
                "  --ca FILE            trust these CAs (scripts/make-test-certs.sh makes one)\n"
@@ -79,7 +82,7 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     long v = 0;
     if (ch == 'w')
         v = number(arg, 0, TAO_WORKERS_MAX);
-    else if (strchr("LkCi", ch))
+    else if (strchr("LkCibB", ch))
         v = number(arg, 1, 1000000000);
     if (v < 0)
         return -1;
@@ -123,6 +126,12 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     case 'N':
         o->server_name = arg;
         break;
+    case 'b':
+        o->buf_count = (unsigned)v;
+        break;
+    case 'B':
+        o->buf_size = (unsigned)v;
+        break;
     }
     return 0;
 }
@@ -143,6 +152,8 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
         {"tls", no_argument, NULL, 't'},
         {"ca", required_argument, NULL, 'A'},
         {"server-name", required_argument, NULL, 'N'},
+        {"buf-count", required_argument, NULL, 'b'},
+        {"buf-size", required_argument, NULL, 'B'},
         {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -161,6 +172,8 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
                                      EX_TLS_CLIENT,
                                      EX_TLS_CLIENT,
                                      EX_TLS_CLIENT,
+                                     EX_BUFS,
+                                     EX_BUFS,
                                      0,
                                      0};
     int ch, idx;
@@ -277,6 +290,8 @@ int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handle
     cfg->loops = o->loops;
     cfg->workers = o->workers;
     cfg->tls = ex_tls(o);
+    cfg->buf_count = o->buf_count;
+    cfg->buf_size = o->buf_size;
     int rc = tao_server_create(cfg, &serving);
     if (rc == 0)
         rc = tao_server_handle(serving, EX_MSG, handler, NULL, NULL);

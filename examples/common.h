@@ -24,6 +24,7 @@ enum {
     EX_RECONNECT = 1 << 7,  /* --reconnect */
     EX_TLS_SERVER = 1 << 8, /* --tls-cert FILE --tls-key FILE */
     EX_TLS_CLIENT = 1 << 9, /* --tls --ca FILE [--server-name NAME] */
+    EX_BUFS = 1 << 10,      /* --buf-count N --buf-size BYTES */
     EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS,
 };
 
@@ -45,6 +46,8 @@ typedef struct ex_opts {
     bool tls;                /* --tls: connect with TLS */
     const char *ca;          /* --ca: trust anchors for --tls */
     const char *server_name; /* --server-name (default localhost) */
+    unsigned buf_count;      /* --buf-count: receive buffers per loop */
+    unsigned buf_size;       /* --buf-size: bytes each */
     bool debug;              /* --debug: log at debug level */
 } ex_opts_t;
 

@@ -40,7 +40,7 @@ int main(int argc, char **argv)
     ex_opts_t o = {
         .prog = "tao-echo-server",
         .what = "echo every type-1 message back",
-        .takes = EX_SERVER | EX_TLS_SERVER,
+        .takes = EX_SERVER | EX_TLS_SERVER | EX_BUFS,
         .addr = "127.0.0.1:12345",
     };
     if (ex_parse(argc, argv, &o) < 0)
@@ -51,6 +51,8 @@ int main(int argc, char **argv)
         .loops = o.loops,
         .workers = o.workers,
         .tls = ex_tls(&o), /* --tls-cert/--tls-key; NULL: plain TCP */
+        .buf_count = o.buf_count,
+        .buf_size = o.buf_size,
         .on_connect = on_connect,
         .on_close = on_close,
     };

@@ -58,7 +58,7 @@ typedef struct tao_client_config {
     const tao_codec_t *codec;    /* copied; NULL = TLV with max_frame */
     size_t max_frame;            /* TLV max payload; 0 = 8 MiB */
     size_t out_high, out_low;    /* output watermarks; 0 = 4 MiB, high / 4 */
-    unsigned buf_count;          /* own loops: receive buffers, power of two; 0 = 256 */
+    unsigned buf_count;          /* own loops: receive buffers, power of two; 0 = 64 */
     unsigned buf_size;           /* own loops: bytes per buffer; 0 = 64 KiB */
     unsigned max_conns;          /* sizing hint for the id map; 0 = 10,000 */
     unsigned connect_timeout_ms; /* 0 = 10,000 */

@@ -68,7 +68,7 @@ typedef struct tao_server_config {
     unsigned max_conns;          /* across all loops; 0 = 10,000 */
     size_t out_high;             /* output queue high watermark; 0 = 4 MiB */
     size_t out_low;              /* low watermark; 0 = out_high / 4 */
-    unsigned buf_count;          /* receive buffers per loop, power of two; 0 = 256 */
+    unsigned buf_count;          /* receive buffers per loop, power of two; 0 = 64 */
     unsigned buf_size;           /* bytes per receive buffer; 0 = 64 KiB */
     unsigned backlog;            /* listen backlog; 0 = 4096 */
     unsigned idle_timeout_ms;    /* close a connection silent this long, with
