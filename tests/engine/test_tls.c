@@ -23,7 +23,7 @@
 extern char **environ;
 
 static char dir[256];
-static char ca[300], other_ca[300], cert[300], key[300];
+static char ca[300], other_ca[300], cert[300], key[300], ccert[300], ckey[300];
 static atomic_int srv_errors, srv_timeouts, cli_errors, cli_connects, echoes, bad, resumed;
 static char version[32];
 static pthread_mutex_t version_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -62,6 +62,8 @@ static int make_certs(void **state)
     snprintf(other_ca, sizeof other_ca, "%s/other-ca.pem", dir);
     snprintf(cert, sizeof cert, "%s/server.pem", dir);
     snprintf(key, sizeof key, "%s/server.key", dir);
+    snprintf(ccert, sizeof ccert, "%s/client.pem", dir);
+    snprintf(ckey, sizeof ckey, "%s/client.key", dir);
     return 0;
 }
 
@@ -374,6 +376,54 @@ static void bad_peers_close_only_themselves(void **state)
     tao_server_destroy(srv);
 }
 
+/* A server that requires client certificates: a client with one signed by
+ * the CA gets in, one without is refused, and the server goes on. */
+static void client_certificates(void **state)
+{
+    if (!tao_tls_available())
+        skip();
+    reset();
+    static tao_tls_config_t stls;
+    stls = (tao_tls_config_t){.cert_file = cert,
+                              .key_file = key,
+                              .ca_file = ca,
+                              .verify_client = true,
+                              .handshake_timeout_ms = 2000};
+    tao_server_config_t scfg = {.tls = &stls, .on_error = srv_error};
+    tao_server_t *srv = t_server_create(&scfg);
+    assert_int_equal(tao_server_handle(srv, 1, srv_echo, NULL, NULL), 0);
+    assert_int_equal(tao_server_start(srv), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", tao_server_port(srv));
+
+    for (int with_cert = 1; with_cert >= 0; with_cert--) {
+        static tao_tls_config_t ctls;
+        ctls = (tao_tls_config_t){.ca_file = ca,
+                                  .server_name = "localhost",
+                                  .cert_file = with_cert ? ccert : NULL,
+                                  .key_file = with_cert ? ckey : NULL};
+        tao_client_config_t ccfg = {.tls = &ctls, .on_connect = cli_connect, .on_error = cli_error};
+        tao_client_t *cl;
+        assert_int_equal(tao_client_create(&ccfg, &cl), 0);
+        assert_int_equal(tao_client_handle(cl, 1, cli_echo, NULL, NULL), 0);
+        assert_int_equal(tao_client_start(cl), 0);
+        int64_t id = tao_client_connect(cl, addr, NULL);
+        if (with_cert) {
+            assert_true(T_WAIT(atomic_load(&cli_connects) == 1, 5000));
+            assert_int_equal(tao_client_send(cl, id, 1, "", 0), 0);
+            assert_true(T_WAIT(atomic_load(&echoes) == 1, 5000));
+        } else {
+            /* TLS 1.3 lets the client finish first; the server's refusal
+             * then closes the connection: either way nothing is echoed. */
+            assert_true(T_WAIT(atomic_load(&srv_errors) >= 1, 5000));
+            assert_true(T_WAIT(tao_client_conn_count(cl) == 0, 5000));
+            assert_int_equal(atomic_load(&echoes), 1);
+        }
+        tao_client_destroy(cl);
+    }
+    tao_server_destroy(srv);
+}
+
 int main(void)
 {
     t_require_io_uring();
@@ -384,6 +434,7 @@ int main(void)
         cmocka_unit_test(openssl_s_client),
         cmocka_unit_test(openssl_s_server),
         cmocka_unit_test(bad_peers_close_only_themselves),
+        cmocka_unit_test(client_certificates),
     };
     return cmocka_run_group_tests(tests, make_certs, remove_certs);
 }
