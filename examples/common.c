@@ -308,3 +308,23 @@ int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handle
     tao_server_destroy(serving);
     return 0;
 }
+
+int64_t ex_dial(const ex_opts_t *o, tao_client_config_t *cfg, tao_handler_cb handler,
+                tao_client_t **out)
+{
+    tao_client_t *cl = NULL;
+    cfg->tls = ex_tls(o);
+    int rc = tao_client_create(cfg, &cl);
+    if (rc == 0)
+        rc = tao_client_handle(cl, EX_MSG, handler, NULL, NULL);
+    if (rc == 0)
+        rc = tao_client_start(cl);
+    int64_t id = rc < 0 ? rc : tao_client_connect(cl, o->addr, NULL);
+    if (id < 0) {
+        fprintf(stderr, "%s: cannot connect to %s: %s\n", o->prog, o->addr, tao_strerror((int)id));
+        tao_client_destroy(cl);
+        return -1;
+    }
+    *out = cl;
+    return id;
+}

@@ -63,6 +63,12 @@ const tao_tls_config_t *ex_tls(const ex_opts_t *o);
  * SIGTERM, and return the exit status once it has stopped. */
 int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handler);
 
+/* Create and start a client group from cfg (TLS from o), route EX_MSG to
+ * handler, and connect to o->addr. Returns the connection's id, or -1
+ * after saying why (nothing is left to clean up then). */
+int64_t ex_dial(const ex_opts_t *o, tao_client_config_t *cfg, tao_handler_cb handler,
+                tao_client_t **out);
+
 /* Install handler for SIGINT and SIGTERM, and ignore SIGPIPE. */
 void ex_on_stop_signals(void (*handler)(int));
 

@@ -75,24 +75,14 @@ int main(int argc, char **argv)
         return 2;
 
     tao_client_config_t cfg = {
-        .tls = ex_tls(&opts),
         .on_connect = on_connect,
         .on_close = on_close,
         .on_error = on_error,
     };
-    tao_client_t *cl = NULL;
-    int rc = tao_client_create(&cfg, &cl);
-    if (rc == 0)
-        rc = tao_client_handle(cl, EX_MSG, on_reply, NULL, NULL);
-    if (rc == 0)
-        rc = tao_client_start(cl);
-    int64_t id = rc < 0 ? rc : tao_client_connect(cl, opts.addr, NULL);
-    if (id < 0) {
-        fprintf(stderr, "%s: cannot connect to %s: %s\n", opts.prog, opts.addr,
-                tao_strerror((int)id));
-        tao_client_destroy(cl);
+    tao_client_t *cl;
+    int64_t id = ex_dial(&opts, &cfg, on_reply, &cl);
+    if (id < 0)
         return 1;
-    }
     tao_client_wait(cl);
     tao_client_destroy(cl);
     if (replies < opts.count) {
