@@ -224,6 +224,7 @@ static void endpoint_init(tao_client_t *cl)
 TAO_API int tao_client_create(const tao_client_config_t *cfg, tao_client_t **out)
 {
     static const tao_client_config_t zero;
+    *out = NULL; /* a failed create leaves nothing to destroy */
     tao_client_t *cl = calloc(1, sizeof *cl);
     if (!cl)
         return -ENOMEM;

@@ -353,6 +353,8 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
             tao__buf_recycle(loop, bid); /* else its last borrower returns it */
     } else if (res == 0) {
         c->flags |= C_EOF;
+        if (c->tls && !tao__tls_ready(c) && !(c->flags & C_CLOSING))
+            tao__conn_error(c, -ECONNRESET, "TLS handshake: the peer closed the connection");
         tao__conn_close_local(c, false); /* the peer is done; flush what we owe it */
     } else if (res == -ENOBUFS) {
         /* The ring ran dry: buffers come back as this batch is processed,

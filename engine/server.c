@@ -54,6 +54,7 @@ static void endpoint_init(tao_server_t *srv)
 TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out)
 {
     static const tao_server_config_t zero;
+    *out = NULL; /* a failed create leaves nothing to destroy */
     tao_server_t *srv = calloc(1, sizeof *srv);
     if (!srv)
         return -ENOMEM;
@@ -92,7 +93,13 @@ static int listen_on(tao__loop_t *loop, void *arg)
 {
     tao_server_t *srv = arg;
     if (loop->idx == 0 && srv->port != 0) {
+        /* The listeners of a process killed a moment ago linger while the
+         * kernel tears its rings down (tens of ms): give them that long. */
         int rc = tao__port_free(srv);
+        for (int i = 0; rc == -EADDRINUSE && i < 10; i++) {
+            usleep(25 * 1000);
+            rc = tao__port_free(srv);
+        }
         if (rc < 0)
             return rc;
     }

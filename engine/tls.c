@@ -54,6 +54,11 @@ void tao__tls_shutdown(struct tao_conn *c)
 {
 }
 
+bool tao__tls_ready(const struct tao_conn *c)
+{
+    return false;
+}
+
 void tao__tls_end(struct tao_conn *c)
 {
 }
@@ -472,6 +477,11 @@ int tao__tls_write_chunk(tao_conn_t *c, tao__chunk_t *k)
         rc = write_all(c, k->post, k->post_len);
     tao__chunk_free(k);
     return rc;
+}
+
+bool tao__tls_ready(const tao_conn_t *c)
+{
+    return c->tls && c->tls->ready;
 }
 
 void tao__tls_shutdown(tao_conn_t *c)

@@ -29,6 +29,8 @@ void tao__tls_input(struct tao_conn *c, const uint8_t *data, size_t len);
 int tao__tls_write(struct tao_conn *c, const tao_frame_hdr_t *h, const void *payload, size_t len);
 /* Encrypt a chunk queued from another thread, then free it. */
 int tao__tls_write_chunk(struct tao_conn *c, struct tao__chunk *k);
+/* True once the handshake is complete. */
+bool tao__tls_ready(const struct tao_conn *c);
 /* Queue close_notify (graceful close). */
 void tao__tls_shutdown(struct tao_conn *c);
 /* The socket is gone: free the wolfSSL object (a client keeps the session

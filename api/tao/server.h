@@ -119,7 +119,8 @@ typedef struct tao_stats {
 } tao_stats_t;
 
 /* Returns 0 and a server, or -EINVAL for a bad config (an unparsable listen
- * address, a bad codec), -ENOMEM. Nothing runs until start. */
+ * address, a bad codec), -ENOMEM; *out is NULL then (destroying NULL is a
+ * no-op). Nothing runs until start. */
 TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out);
 
 /* Route messages of type to handler (see tao/message.h). Only before start.
