@@ -185,7 +185,14 @@ static void to_worker(tao_conn_t *c, const tao_frame_t *f)
     size_t pending = atomic_fetch_add(&c->wpending, sizeof *it + f->len) + sizeof *it + f->len;
     if (pending >= c->ep->out_high && !(c->flags & C_WPAUSED)) {
         /* The worker is behind: stop reading this connection until it
-         * catches up, instead of queueing without bound. */
+         * catches up, instead of queueing without bound. Ask for a resume
+         * first, then look again: either the worker sees the request, or
+         * we see that it already drained (both are seq_cst). */
+        atomic_store(&c->wpause_req, true);
+        if (atomic_load(&c->wpending) < c->ep->out_low) {
+            atomic_store(&c->wpause_req, false);
+            return;
+        }
         c->flags |= C_WPAUSED;
         tao__conn_recv_cancel(c);
     }
@@ -197,19 +204,18 @@ static void deliver(tao_conn_t *c, const tao_frame_t *f)
     tao__endpoint_t *ep = c->ep;
 
     STAT_ADD(loop, frames_in, 1);
-    if (!tao__registry_find(ep->reg, f->type)) {
+    /* Inline, dispatch looks the route up itself; only the hop to a worker
+     * needs to know beforehand that there is one. */
+    int rc = ep->workers ? (tao__registry_find(ep->reg, f->type) ? 0 : -ENOENT)
+                         : tao__registry_dispatch(ep->reg, c, f, ep->on_message);
+    if (rc == -ENOENT) {
         /* As in Go Tao: skip it, keep the connection. */
         STAT_ADD(loop, unknown, 1);
         tao__log(TAO_LOG_DEBUG, "conn %llu: no handler for message type %d",
                  (unsigned long long)c->id, (int)f->type);
-        return;
-    }
-    if (ep->workers) {
+    } else if (ep->workers) {
         to_worker(c, f);
-        return;
-    }
-    int rc = tao__registry_dispatch(ep->reg, c, f, ep->on_message);
-    if (rc < 0 && rc != -ENOENT) {
+    } else if (rc < 0) {
         atomic_fetch_add(&ep->unmarshal_err, 1);
         tao__conn_error(c, rc, "unmarshal");
         tao__conn_close_local(c, true);
@@ -425,6 +431,7 @@ void tao__conn_resume_worker(tao_conn_t *c)
 {
     if (!(c->flags & C_WPAUSED) || atomic_load(&c->wpending) >= c->ep->out_low)
         return;
+    atomic_store(&c->wpause_req, false);
     c->flags &= ~(uint32_t)C_WPAUSED;
     resume(c);
 }

@@ -228,6 +228,7 @@ struct tao_conn {
     atomic_bool connected;     /* any thread: false while a client is offline */
     _Atomic size_t queued;     /* any thread: output bytes queued or in transit */
     _Atomic size_t wpending;   /* any thread: bytes handed to the worker, not handled */
+    atomic_bool wpause_req;    /* any thread: the loop paused for the worker, wants IT_RESUME */
     tao_conn_t *next, *prev;   /* loop's connection list */
     tao_conn_t *dirty_next;    /* loop's flush list */
     tao_conn_t *nobufs_next;   /* loop's re-arm list (apart: a conn can be on both) */
@@ -315,8 +316,9 @@ struct tao__loop {
     uint64_t wake_val;
     tao__op_t wake_op;
     pthread_mutex_t inbox_lock;
-    tao__queue_t inbox;   /* guarded by inbox_lock */
-    atomic_bool sleeping; /* any thread: set while blocked in io_uring_enter */
+    tao__queue_t inbox;      /* guarded by inbox_lock */
+    atomic_bool sleeping;    /* any thread: set while blocked in io_uring_enter */
+    atomic_bool inbox_ready; /* any thread: the inbox has items (saves its lock) */
 
     tao__wheel_t wheel;
     tao__op_t timeout_op;

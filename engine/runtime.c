@@ -49,6 +49,7 @@ void tao__post(tao__loop_t *loop, tao__item_t *it)
     }
     pthread_mutex_lock(&loop->inbox_lock);
     tao__queue_push(&loop->inbox, it);
+    atomic_store(&loop->inbox_ready, true);
     pthread_mutex_unlock(&loop->inbox_lock);
     if (tao__tls_loop != loop && atomic_exchange(&loop->sleeping, false))
         tao__loop_wake(loop);

@@ -24,10 +24,12 @@ static void run_frame(tao__worker_t *w, tao__item_t *it)
         tao__conn_error(c, rc, "unmarshal");
         tao_conn_close(c);
     }
-    /* Let the loop read again once the backlog has drained. */
+    /* Let the loop read again once the backlog has drained, if it paused:
+     * one item per pause, not one per message. */
     size_t cost = sizeof *it + f.len;
     size_t left = atomic_fetch_sub(&c->wpending, cost) - cost;
-    if (left == 0 || (left < ep->out_low && left + cost >= ep->out_low)) {
+    if (left < ep->out_low && atomic_load(&c->wpause_req) &&
+        atomic_exchange(&c->wpause_req, false)) {
         tao__item_t *r = tao__item_new(IT_RESUME, c, 0);
         if (r)
             tao__post(c->loop, r);
@@ -75,6 +77,7 @@ void tao__worker_flush(tao__worker_t *w)
         tao__loop_t *loop = &rt->loops[i];
         pthread_mutex_lock(&loop->inbox_lock);
         tao__queue_splice(&loop->inbox, q);
+        atomic_store(&loop->inbox_ready, true);
         pthread_mutex_unlock(&loop->inbox_lock);
         if (atomic_exchange(&loop->sleeping, false))
             tao__loop_wake(loop);

@@ -510,14 +510,70 @@ static void unicast_inline(void **state)
     unicast_from_threads(TAO_WORKERS_INLINE);
 }
 
+/* ---- a worker that falls behind --------------------------------------------
+ * With a small high watermark and a slow handler, the loop must stop
+ * reading the connection while the worker's backlog is large, then read
+ * again once it drains (one resume per pause): every echo arrives, in
+ * order, and nothing stalls. */
+
+static atomic_int slow_handled;
+
+static void on_slow_echo(tao_conn_t *c, const tao_msg_t *m)
+{
+    usleep(200);
+    atomic_fetch_add(&slow_handled, 1);
+    tao_conn_send(c, m->type, m->payload, m->len);
+}
+
+static void backlog_pauses_and_resumes(void **state)
+{
+    enum { BATCH = 200, ROUNDS = 5, LEN = 1024 };
+    tao_server_config_t cfg = {.workers = 1, .out_high = 64 * 1024};
+    tao_server_t *srv = t_server_create(&cfg);
+    assert_int_equal(tao_server_handle(srv, 1, on_slow_echo, NULL, NULL), 0);
+    assert_int_equal(tao_server_start(srv), 0);
+    int fd = t_connect(tao_server_port(srv));
+    static uint8_t frames[BATCH * (LEN + 8)], want[LEN];
+    uint32_t seq = 0;
+    atomic_store(&slow_handled, 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        size_t n = 0;
+        for (int i = 0; i < BATCH; i++) {
+            uint8_t p[LEN];
+            t_fill(p, LEN, seq + (uint32_t)i);
+            n += t_tlv(frames + n, 1, p, LEN);
+        }
+        /* 200 KiB at once: more than three high watermarks of backlog. */
+        t_write_all(fd, frames, n);
+        for (int i = 0; i < BATCH; i++, seq++) {
+            int32_t type;
+            uint8_t *p;
+            size_t len;
+            assert_int_equal(t_read_frame(fd, &type, &p, &len, 10000), 0);
+            t_fill(want, LEN, seq);
+            assert_int_equal(len, LEN);
+            assert_memory_equal(p, want, LEN);
+            free(p);
+        }
+    }
+    assert_int_equal(atomic_load(&slow_handled), BATCH * ROUNDS);
+    close(fd);
+    tao_server_destroy(srv);
+}
+
 int main(void)
 {
     t_require_io_uring();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(order_1_worker),  cmocka_unit_test(order_3_workers),
-        cmocka_unit_test(order_4_workers), cmocka_unit_test(order_7_workers),
-        cmocka_unit_test(order_inline),    cmocka_unit_test(slow_handler_isolated),
-        cmocka_unit_test(unicast_workers), cmocka_unit_test(unicast_inline),
+        cmocka_unit_test(order_1_worker),
+        cmocka_unit_test(order_3_workers),
+        cmocka_unit_test(order_4_workers),
+        cmocka_unit_test(order_7_workers),
+        cmocka_unit_test(order_inline),
+        cmocka_unit_test(slow_handler_isolated),
+        cmocka_unit_test(unicast_workers),
+        cmocka_unit_test(unicast_inline),
+        cmocka_unit_test(backlog_pauses_and_resumes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
