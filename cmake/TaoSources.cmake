@@ -9,6 +9,7 @@ set(TAO_SOURCES
 )
 list(APPEND TAO_SOURCES
     engine/addr.c
+    engine/bufring.c
     engine/loop.c
     engine/listener.c
     engine/conn.c

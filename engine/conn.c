@@ -341,10 +341,9 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         c->flags &= ~(uint32_t)(C_RECV_ARMED | C_CANCELING);
     if (res > 0) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        loop->bufs_avail--;
+        const uint8_t *data = tao__buf_take(loop, bid);
         STAT_ADD(loop, bytes_in, res);
         c->last_rx = loop->now;
-        const uint8_t *data = loop->bufs + (size_t)bid * loop->buf_size;
         if (c->flags & (C_CLOSING | C_FENCING)) {
             ; /* closing: the rest is discarded */
         } else if (c->tls) {
@@ -355,8 +354,7 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
             tao__conn_input(c, data, (size_t)res);
             loop->recv_base = NULL;
         }
-        if (loop->buf_refs[bid] == 0)
-            tao__buf_recycle(loop, bid); /* else its last borrower returns it */
+        tao__buf_put(loop, bid); /* back to the ring, unless a send still lends it */
     } else if (res == 0) {
         c->flags |= C_EOF;
         if (c->tls && !tao__tls_ready(c) && !(c->flags & C_CLOSING))

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "codec/registry.h"
+#include "engine/bufring.h"
 #include "engine/log.h"
 #include "engine/timerwheel.h"
 #include "engine/tls.h"
@@ -343,11 +344,11 @@ struct tao__loop {
     unsigned zc_count, zc_size, zc_nfree;
     uint16_t *zc_free, *zc_refs;
 
-    /* Receive buffers lent to send queues (an echo sends straight from the
-     * buffer it received into): a buffer returns to the ring when its last
-     * borrower is written. At most half the ring is ever out on loan. */
-    uint16_t *buf_refs;
-    unsigned bufs_lent;
+    /* Who holds each receive buffer: see bufring.c, the one place that
+     * returns a buffer to the ring. */
+    uint16_t *buf_refs;  /* holders: the receive, plus each lending chunk */
+    uint8_t *buf_state;  /* in the ring, held, or held and lent */
+    unsigned bufs_lent;  /* buffers with a lender among their holders */
     const uint8_t *recv_base; /* the buffer being decoded now, or NULL */
     uint16_t recv_bid;
 
@@ -436,8 +437,6 @@ int tao__loop_init(tao__loop_t *loop, tao__runtime_t *rt, unsigned idx);
 void tao__loop_deinit(tao__loop_t *loop);
 void *tao__loop_main(void *arg);
 void tao__loop_wake(tao__loop_t *loop);
-void tao__buf_recycle(tao__loop_t *loop, unsigned bid);
-void tao__buf_return(tao__loop_t *loop, unsigned bid);
 void tao__zc_put(tao__loop_t *loop, unsigned slot);
 
 /* engine/worker.c */

@@ -86,26 +86,6 @@ static int ring_setup(tao__loop_t *loop, unsigned entries)
     return 0;
 }
 
-static int bufs_setup(tao__loop_t *loop)
-{
-    int err = 0;
-    size_t total = (size_t)loop->buf_count * loop->buf_size;
-
-    loop->bufs = aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
-    loop->buf_refs = calloc(loop->buf_count, sizeof *loop->buf_refs);
-    if (!loop->bufs || !loop->buf_refs)
-        return -ENOMEM;
-    loop->br = tao__buf_ring_setup(&loop->ring, loop->buf_count, 0, &loop->br_len, &err);
-    if (!loop->br)
-        return err;
-    for (unsigned i = 0; i < loop->buf_count; i++)
-        io_uring_buf_ring_add(loop->br, loop->bufs + (size_t)i * loop->buf_size, loop->buf_size,
-                              (unsigned short)i, io_uring_buf_ring_mask(loop->buf_count), (int)i);
-    io_uring_buf_ring_advance(loop->br, (int)loop->buf_count);
-    loop->bufs_avail = loop->buf_count;
-    return 0;
-}
-
 /* Registered buffers for SEND_ZC. They are pinned memory, counted against
  * RLIMIT_MEMLOCK for unprivileged users: when they do not fit, say so and
  * send without them. */
@@ -145,23 +125,6 @@ static void zc_setup(tao__loop_t *loop)
     }
     loop->zc_count = loop->zc_nfree = rt->zc_count;
     loop->zc_size = rt->zc_size;
-}
-
-/* A borrower of receive buffer bid is done with it. */
-void tao__buf_return(tao__loop_t *loop, unsigned bid)
-{
-    if (--loop->buf_refs[bid] == 0) {
-        loop->bufs_lent--;
-        tao__buf_recycle(loop, bid);
-    }
-}
-
-void tao__buf_recycle(tao__loop_t *loop, unsigned bid)
-{
-    loop->bufs_avail++;
-    io_uring_buf_ring_add(loop->br, loop->bufs + (size_t)bid * loop->buf_size, loop->buf_size,
-                          (unsigned short)bid, io_uring_buf_ring_mask(loop->buf_count), 0);
-    io_uring_buf_ring_advance(loop->br, 1);
 }
 
 int tao__loop_init(tao__loop_t *loop, tao__runtime_t *rt, unsigned idx)
@@ -361,8 +324,16 @@ static void dispatch(tao__loop_t *loop, struct io_uring_cqe *cqe)
     if (ud == 0)
         return; /* a fire-and-forget SQE (cancel, shutdown, timeout update) */
     tao__op_t *op = (tao__op_t *)(uintptr_t)(ud & TAO__UD_PTR_MASK);
-    if (op->gen != (uint16_t)(ud >> 48))
-        return; /* stale: its owner is gone and the memory reused */
+    if (op->gen != (uint16_t)(ud >> 48)) {
+        /* Stale: its owner is gone and the memory reused. A receive buffer
+         * it carries is still ours to give back (see bufring.c). */
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+            tao__buf_take(loop, bid);
+            tao__buf_put(loop, bid);
+        }
+        return;
+    }
     on_complete[op->kind](loop, op, cqe);
 }
 
@@ -523,16 +494,8 @@ static void teardown(tao__loop_t *loop)
         free(loop->zc_refs);
         loop->zc_mem = NULL;
     }
-    if (loop->br) {
-        io_uring_unregister_buf_ring(&loop->ring, 0);
-        munmap(loop->br, loop->br_len);
-        loop->br = NULL;
-    }
+    tao__bufs_teardown(loop);
     io_uring_queue_exit(&loop->ring);
-    free(loop->bufs);
-    free(loop->buf_refs);
-    loop->bufs = NULL;
-    loop->buf_refs = NULL;
 }
 
 void *tao__loop_main(void *arg)
@@ -544,7 +507,7 @@ void *tao__loop_main(void *arg)
     /* Created on this thread: SINGLE_ISSUER and DEFER_TASKRUN tie the ring
      * to the thread that submits. */
     int rc = ring_setup(loop, 1024);
-    if (rc == 0 && (rc = bufs_setup(loop)) < 0) {
+    if (rc == 0 && (rc = tao__bufs_setup(loop)) < 0) {
         tao__log(TAO_LOG_ERROR, "loop %u: buffer ring setup failed: %s", loop->idx, strerror(-rc));
         teardown(loop);
     }

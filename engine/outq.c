@@ -24,7 +24,7 @@ void tao__chunk_free(tao__chunk_t *k)
     if (k->zc_loop)
         tao__zc_put(k->zc_loop, k->zc_slot);
     else if (k->lent)
-        tao__buf_return(k->lent, k->lent_bid);
+        tao__buf_put(k->lent, k->lent_bid);
     else if (k->free_fn)
         k->free_fn(k->ext, k->free_user);
     free(k);
@@ -157,16 +157,15 @@ static tao__chunk_t *lend_chunk(tao_conn_t *c, const tao_frame_hdr_t *h, const v
     if (!base || len < LEND_MIN || p < base || p + len > base + loop->buf_size ||
         atomic_load(&c->queued) > LEND_QUEUE || c->tls)
         return NULL;
-    unsigned bid = loop->recv_bid;
-    if (loop->buf_refs[bid] == 0 && loop->bufs_lent >= loop->buf_count / 2)
-        return NULL;
     tao__chunk_t *k = tao__chunk_owned(h, (void *)p, len, NULL, NULL);
     if (!k)
         return NULL;
+    if (!tao__buf_lend(loop, loop->recv_bid)) {
+        free(k);
+        return NULL;
+    }
     k->lent = loop;
-    k->lent_bid = (uint16_t)bid;
-    if (loop->buf_refs[bid]++ == 0)
-        loop->bufs_lent++;
+    k->lent_bid = loop->recv_bid;
     return k;
 }
 

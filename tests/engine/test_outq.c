@@ -11,7 +11,12 @@
  *     still open, and the echo handler never saw -EAGAIN;
  *   - a handler that floods until tao_conn_send says -EAGAIN (exactly past
  *     the documented limit), and the on_writable that follows once the
- *     client has drained the queue.
+ *     client has drained the queue;
+ *   - a handler that aborts its connection right after an echo that lent
+ *     the receive buffer, again and again, while 16 other connections
+ *     echo 4 KiB frames: every byte they get back is checked, because a
+ *     receive buffer returned to the ring twice hands one buffer to two
+ *     receives.
  *
  * Each runs with handlers inline and on worker threads.
  *
@@ -24,6 +29,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +40,7 @@
 #define T_ECHO 1
 #define T_FLOOD 2
 #define T_RESUMED 3
+#define T_ABORT 4
 
 #define HDR 8
 #define MAX_PAYLOAD 65536
@@ -436,6 +443,85 @@ static void test_eagain_then_writable_workers(void **state)
     run_eagain_then_writable(2);
 }
 
+/* ---- an abort after an echo that lent the receive buffer -------------------- */
+
+#define INNOCENTS 16
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define INNOCENT_FRAMES 3000
+#else
+#define INNOCENT_FRAMES 20000
+#endif
+
+static void on_abort(tao_conn_t *conn, const tao_msg_t *msg)
+{
+    tao_conn_abort(conn);
+}
+
+static size_t size_4k(unsigned conn, uint32_t seq)
+{
+    return 4096;
+}
+
+typedef struct abuser {
+    int port;
+    atomic_bool stop;
+    atomic_uint rounds, failures;
+} abuser_t;
+
+/* One write: a 2 KiB echo (large enough to be lent, not copied) and then a
+ * frame whose handler aborts, on a new connection each round. */
+static void *abuse(void *arg)
+{
+    abuser_t *a = arg;
+    uint8_t buf[2 * HDR + 2048];
+    uint8_t payload[2048];
+    t_fill(payload, sizeof payload, 99);
+    size_t n = t_tlv(buf, T_ECHO, payload, sizeof payload);
+    n += t_tlv(buf + n, T_ABORT, NULL, 0);
+    while (!atomic_load(&a->stop)) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+            send(fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n || t_wait_closed(fd, 10000, NULL) == 0)
+            atomic_fetch_add(&a->failures, 1);
+        if (fd >= 0)
+            close(fd);
+        atomic_fetch_add(&a->rounds, 1);
+    }
+    return NULL;
+}
+
+static void test_abort_after_lent_echo_crosses_nothing(void **state)
+{
+    reset_counters();
+    /* A small ring, so that a buffer returned twice is soon handed out
+     * twice. */
+    tao_server_config_t cfg = {.loops = 1, .workers = TAO_WORKERS_INLINE, .buf_count = 16};
+    tao_server_t *srv = t_server_create(&cfg);
+    assert_int_equal(tao_server_handle(srv, T_ECHO, on_echo, NULL, NULL), 0);
+    assert_int_equal(tao_server_handle(srv, T_ABORT, on_abort, NULL, NULL), 0);
+    assert_int_equal(tao_server_start(srv), 0);
+
+    abuser_t a = {.port = tao_server_port(srv)};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, abuse, &a), 0);
+    /* Wait for the abuse to be under way before the innocents start. */
+    assert_true(T_WAIT(atomic_load(&a.rounds) >= 10, 10000));
+    t_pipeline(tao_server_port(srv), INNOCENTS, T_ECHO, INNOCENT_FRAMES, size_4k, 4096, 120000);
+    atomic_store(&a.stop, true);
+    pthread_join(th, NULL);
+    print_message("%u aborted connections beside %u x %u checked echoes\n",
+                  atomic_load(&a.rounds), INNOCENTS, INNOCENT_FRAMES);
+    assert_int_equal(atomic_load(&a.failures), 0);
+    assert_true(atomic_load(&a.rounds) >= 10);
+    assert_int_equal(atomic_load(&echo_errors), 0);
+
+    tao_server_stop(srv, 0);
+    tao_server_wait(srv);
+    tao_server_destroy(srv);
+}
+
 int main(void)
 {
     t_require_io_uring();
@@ -448,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_two_loops_inline),
         cmocka_unit_test(test_pipeline_one_loop_workers),
         cmocka_unit_test(test_pipeline_two_loops_workers),
+        cmocka_unit_test(test_abort_after_lent_echo_crosses_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

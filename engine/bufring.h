@@ -1,0 +1,24 @@
+/* Internal: a loop's receive buffers (the provided-buffer ring) and who
+ * holds them. The ownership rule is written once, in bufring.c. */
+#ifndef TAO_ENGINE_BUFRING_H
+#define TAO_ENGINE_BUFRING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct tao__loop tao__loop_t;
+
+/* Map, register and fill the ring: every buffer starts in the ring. */
+int tao__bufs_setup(tao__loop_t *loop);
+void tao__bufs_teardown(tao__loop_t *loop);
+
+/* The receive completion that the kernel filled buffer bid for takes it:
+ * its first holder. */
+const uint8_t *tao__buf_take(tao__loop_t *loop, unsigned bid);
+/* One more holder: a send chunk that lends its payload from bid. Returns
+ * false (and adds none) when no more buffers may be out on loan. */
+bool tao__buf_lend(tao__loop_t *loop, unsigned bid);
+/* A holder lets go; the last one returns the buffer to the ring. */
+void tao__buf_put(tao__loop_t *loop, unsigned bid);
+
+#endif
