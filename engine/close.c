@@ -3,7 +3,10 @@
  * Graceful close keeps draining input (discarding it) so a peer that is
  * still writing cannot stall the flush; once the queue is written, SHUT_WR
  * sends our FIN and we wait (bounded) for the peer's, so the kernel never
- * turns unread input into an RST that would destroy the replies. Abort
+ * turns unread input into an RST that would destroy the replies. Every
+ * graceful close has a deadline (close_timeout_ms, on the linger timer): a
+ * peer that has not taken the queued output by then is aborted, so no
+ * connection outlives its close for long whatever the peer does. Abort
  * cancels what is in flight and closes with SO_LINGER 0 (RST). The memory
  * goes only after the close completion, the last one for the socket, and
  * the last reference (items in flight to or from a worker hold one).
@@ -23,6 +26,14 @@
 void tao__linger_fire(tao__timer_t *t, uint64_t now)
 {
     tao_conn_t *c = container_of(t, tao_conn_t, linger);
+    if (!(c->flags & C_SHUT)) {
+        /* The close deadline, with output still unsent: the peer is not
+         * reading. An RST tells it that it missed replies. */
+        STAT_ADD(c->loop, timeouts, 1);
+        tao__conn_error(c, -ETIMEDOUT, "close timeout: the peer did not take the queued output");
+        tao__conn_abort_local(c);
+        return;
+    }
     c->flags |= C_LINGER_DONE;
     tao__conn_recv_cancel(c);
     tao__conn_progress(c);
@@ -71,8 +82,13 @@ static void progress_graceful(tao_conn_t *c)
          * socket that reused the number. */
         shutdown(c->fd, SHUT_WR);
         c->flags |= C_SHUT;
-        if (!peer_done)
-            tao__wheel_add(&c->loop->wheel, &c->linger, c->loop->now + LINGER_MS, 0);
+        /* Wait for the peer's FIN no longer than LINGER_MS, nor past the
+         * close deadline. */
+        uint64_t due = c->loop->now + LINGER_MS;
+        if (peer_done)
+            tao__wheel_cancel(&c->loop->wheel, &c->linger);
+        else if (!tao__timer_armed(&c->linger) || c->linger.due > due)
+            tao__wheel_add(&c->loop->wheel, &c->linger, due, 0);
     }
     if (!peer_done || (c->flags & C_RECV_ARMED))
         return;
@@ -118,6 +134,7 @@ void tao__conn_close_local(tao_conn_t *c, bool from_worker)
     c->flags &= ~(uint32_t)(C_PAUSED | C_WPAUSED | C_FENCING);
     atomic_store(&c->closing, true);
     tao__wheel_cancel(&c->loop->wheel, &c->ka);
+    tao__wheel_add(&c->loop->wheel, &c->linger, c->loop->now + c->ep->close_ms, 0);
     if (c->tls)
         tao__tls_shutdown(c); /* close_notify, behind the queued replies */
     tao__conn_mark_dirty(c);

@@ -100,7 +100,7 @@ void tao__conn_attach(tao_conn_t *c)
 {
     tao__loop_t *loop = c->loop;
     new_gen(c);
-    c->last_rx = c->last_tx = loop->now;
+    c->last_rx = c->last_tx = c->last_out = loop->now;
     c->next = &loop->conns;
     c->prev = loop->conns.prev;
     c->prev->next = c;
@@ -129,7 +129,7 @@ void tao__conn_reset(tao_conn_t *c)
     c->partial_since = 0;
     atomic_store(&c->connected, false);
     atomic_store(&c->closing, false);
-    c->last_rx = c->last_tx = c->loop->now;
+    c->last_rx = c->last_tx = c->last_out = c->loop->now;
 }
 
 /* A new socket: with TLS the handshake comes first (tao__conn_ready follows
@@ -321,15 +321,7 @@ void tao__conn_input(tao_conn_t *c, const uint8_t *buf, size_t len)
         tao__conn_error(c, rc, "receive buffer");
         tao__conn_abort_local(c);
     }
-    if (!c->in_len) {
-        c->partial_since = 0;
-    } else if (!c->partial_since) {
-        /* A frame started: its read timeout may be the nearest deadline. */
-        c->partial_since = c->loop->now;
-        if (c->ep->read_ms && !(c->flags & C_CLOSING) &&
-            (!tao__timer_armed(&c->ka) || c->ka.due > c->partial_since + c->ep->read_ms))
-            tao__ka_arm(c);
-    }
+    tao__ka_input(c);
 }
 
 void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
@@ -409,6 +401,7 @@ static void resume(tao_conn_t *c)
         return;
     if (c->in_len && !(c->flags & (C_CLOSING | C_FENCING)))
         unstash(c, consume(c, c->in, c->in_len));
+    tao__ka_input(c); /* the read timeout runs again from now */
     tao__conn_progress(c);
 }
 

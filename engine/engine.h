@@ -174,7 +174,7 @@ typedef struct tao__endpoint {
     tao_codec_t codec;
     tao__registry_t *reg;
     size_t out_high, out_low;
-    unsigned idle_ms, read_ms, heartbeat_ms;
+    unsigned idle_ms, read_ms, heartbeat_ms, close_ms;
     bool workers; /* handlers run on the runtime's workers */
     tao_connect_cb on_connect;
     tao_handler_cb on_message;
@@ -237,9 +237,12 @@ struct tao_conn {
     uint32_t in_len, in_cap;
     tao__outq_t out;
     tao__sendctx_t *sending;
-    tao__timer_t linger; /* close: bounded wait for the peer's FIN */
-    tao__timer_t ka;     /* idle, read and heartbeat checks */
-    uint64_t last_rx, last_tx, partial_since;
+    tao__timer_t linger; /* close: its deadline, then the bounded wait for a FIN */
+    tao__timer_t ka;     /* idle, read and heartbeat checks (keepalive.c) */
+    uint64_t last_rx;       /* a byte arrived */
+    uint64_t last_out;      /* the peer took bytes of a waiting output queue */
+    uint64_t last_tx;       /* we last sent (heartbeats) */
+    uint64_t partial_since; /* reading, and waiting for the rest of a frame */
     tao__utimer_t *timers;      /* user timers, cancelled on close */
     struct tao__cstate *client; /* client connection state, when a client */
     struct tao__tls *tls;       /* TLS state, when the endpoint has TLS */
@@ -479,6 +482,7 @@ void tao__conn_recv_cancel(tao_conn_t *c);
 void tao__ka_arm(tao_conn_t *c);
 void tao__ka_fire(tao__timer_t *t, uint64_t now);
 void tao__conn_touch_tx(tao_conn_t *c);
+void tao__ka_input(tao_conn_t *c);
 
 /* engine/close.c */
 void tao__linger_fire(tao__timer_t *t, uint64_t now);
@@ -531,6 +535,8 @@ void tao__client_close_offline(tao_conn_t *c);
             (cfg)->buf_size = 65536;                                                               \
         if (!(cfg)->max_conns)                                                                     \
             (cfg)->max_conns = 10000;                                                              \
+        if (!(cfg)->close_timeout_ms)                                                              \
+            (cfg)->close_timeout_ms = 5000;                                                        \
         ((cfg)->buf_count & ((cfg)->buf_count - 1)) || (cfg)->buf_count > 32768 ||                 \
                 (cfg)->zc_buffers > 65535 ||                                                       \
                 (cfg)->workers<TAO_WORKERS_INLINE || (cfg)->workers> TAO_WORKERS_MAX ||            \
@@ -546,6 +552,7 @@ void tao__client_close_offline(tao_conn_t *c);
         (ep)->idle_ms = (cfg)->idle_timeout_ms;                                                    \
         (ep)->read_ms = (cfg)->read_timeout_ms;                                                    \
         (ep)->heartbeat_ms = (cfg)->heartbeat_ms;                                                  \
+        (ep)->close_ms = (cfg)->close_timeout_ms;                                                  \
         (ep)->zc_threshold = (cfg)->zc_threshold;                                                  \
         (ep)->workers = (cfg)->workers > 0;                                                        \
         (ep)->on_connect = (cfg)->on_connect;                                                      \

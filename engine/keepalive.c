@@ -1,17 +1,38 @@
 /* Idle, read and heartbeat timeouts: one embedded timer per connection,
  * armed for the nearest of the three deadlines and re-checked when it
- * fires. Traffic only updates timestamps, never the wheel. */
+ * fires. Traffic only updates timestamps, never the wheel.
+ *
+ * What each one measures:
+ *   - idle: no progress in either direction for idle_ms: no byte received
+ *     (last_rx), and no byte of a waiting output queue taken by the peer
+ *     (last_out). A connection paused by back-pressure is not reading, so
+ *     only its output can show that the peer is alive.
+ *   - read: a frame the server is waiting for (its first bytes came, the
+ *     rest did not) for read_ms. The clock (partial_since) runs only while
+ *     the connection reads: whole frames parked behind back-pressure are
+ *     not slow, and the clock starts again when reading resumes.
+ *   - heartbeat: nothing sent for heartbeat_ms.
+ *
+ * A timeout that finds the connection owing the peer something (whole
+ * frames received and not answered, or output not yet written) aborts it:
+ * an RST tells the peer that replies are missing, where a FIN would say
+ * that all was said. */
 #include <errno.h>
 #include <time.h>
 
 #include "engine/engine.h"
+
+static uint64_t idle_since(const tao_conn_t *c)
+{
+    return c->last_rx > c->last_out ? c->last_rx : c->last_out;
+}
 
 static uint64_t ka_next(const tao_conn_t *c)
 {
     const tao__endpoint_t *ep = c->ep;
     uint64_t next = UINT64_MAX;
     if (ep->idle_ms)
-        next = c->last_rx + ep->idle_ms;
+        next = idle_since(c) + ep->idle_ms;
     if (ep->read_ms && c->partial_since && c->partial_since + ep->read_ms < next)
         next = c->partial_since + ep->read_ms;
     if (ep->heartbeat_ms && c->last_tx + ep->heartbeat_ms < next)
@@ -26,11 +47,42 @@ void tao__ka_arm(tao_conn_t *c)
         tao__wheel_add(&c->loop->wheel, &c->ka, next, 0);
 }
 
+/* c->in or the pause changed: is the connection now waiting for the rest of
+ * a frame? Only while reading; unpaused, consume() has taken every whole
+ * frame, so what is left in c->in is the start of one. */
+void tao__ka_input(tao_conn_t *c)
+{
+    if (!c->in_len || (c->flags & (C_PAUSED | C_WPAUSED))) {
+        c->partial_since = 0;
+        return;
+    }
+    if (c->partial_since)
+        return;
+    /* A frame started: its read timeout may be the nearest deadline. */
+    c->partial_since = c->loop->now;
+    if (c->ep->read_ms && !(c->flags & C_CLOSING) &&
+        (!tao__timer_armed(&c->ka) || c->ka.due > c->partial_since + c->ep->read_ms))
+        tao__ka_arm(c);
+}
+
+/* Replies the peer would miss if the connection ended now. */
+static bool owes_peer(const tao_conn_t *c)
+{
+    if (atomic_load(&c->queued) || (c->flags & C_SEND_INFLIGHT))
+        return true;
+    tao_frame_t f;
+    const tao_codec_t *codec = &c->ep->codec;
+    return c->in_len && codec->decode(codec, c->in, c->in_len, &f) > 0;
+}
+
 static void timed_out(tao_conn_t *c, const char *what)
 {
     STAT_ADD(c->loop, timeouts, 1);
     tao__conn_error(c, -ETIMEDOUT, what);
-    tao__conn_close_local(c, false);
+    if (owes_peer(c))
+        tao__conn_abort_local(c);
+    else
+        tao__conn_close_local(c, false);
 }
 
 void tao__ka_fire(tao__timer_t *t, uint64_t now)
@@ -40,7 +92,7 @@ void tao__ka_fire(tao__timer_t *t, uint64_t now)
 
     if (c->flags & (C_CLOSING | C_FENCING))
         return;
-    if (ep->idle_ms && now >= c->last_rx + ep->idle_ms) {
+    if (ep->idle_ms && now >= idle_since(c) + ep->idle_ms) {
         timed_out(c, "idle timeout");
         return;
     }

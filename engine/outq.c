@@ -322,6 +322,8 @@ void tao__send_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
     } else {
         advance(&c->out, (size_t)cqe->res);
         STAT_ADD(loop, bytes_out, cqe->res);
+        if (cqe->res > 0 && (c->out.bytes || (c->flags & C_PAUSED)))
+            c->last_out = loop->now; /* the peer is draining a backlog: not idle */
     }
     if (c->flags & C_ABORT)
         tao__outq_clear(&c->out);

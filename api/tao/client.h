@@ -63,6 +63,7 @@ typedef struct tao_client_config {
     unsigned max_conns;          /* sizing hint for the id map; 0 = 10,000 */
     unsigned connect_timeout_ms; /* 0 = 10,000 */
     unsigned idle_timeout_ms, read_timeout_ms, heartbeat_ms; /* as for servers */
+    unsigned close_timeout_ms;                               /* as for servers; 0 = 5,000 */
     bool reconnect;                                          /* reconnect after unexpected closes */
     unsigned reconnect_initial_ms;                           /* first backoff; 0 = 100 */
     unsigned reconnect_max_ms;                               /* backoff cap; 0 = 30,000 */

@@ -71,13 +71,23 @@ typedef struct tao_server_config {
     unsigned buf_count;          /* receive buffers per loop, power of two; 0 = 64 */
     unsigned buf_size;           /* bytes per receive buffer; 0 = 64 KiB */
     unsigned backlog;            /* listen backlog; 0 = 4096 */
-    unsigned idle_timeout_ms;    /* close a connection silent this long, with
-                                    on_error(-ETIMEDOUT); 0 = never */
+    unsigned idle_timeout_ms;    /* close a connection that made no progress this
+                                    long, with on_error(-ETIMEDOUT): no byte
+                                    received, and no byte of its waiting output
+                                    taken by the peer; 0 = never */
     unsigned read_timeout_ms;    /* close a connection whose started frame does
-                                    not finish within this (slowloris); 0 = never */
+                                    not finish within this (slowloris); whole
+                                    frames waiting behind back-pressure do not
+                                    count; 0 = never. A timeout that finds
+                                    requests unanswered or output unsent aborts
+                                    (RST), so the peer can tell; else it closes
+                                    gracefully (FIN) */
     unsigned heartbeat_ms;       /* send Go Tao's heartbeat (type 0, LE int64 ns
                                     timestamp) after this long without sending;
                                     0 = never */
+    unsigned close_timeout_ms;   /* a graceful close whose queued output the peer
+                                    has not taken within this is aborted (RST),
+                                    with on_error(-ETIMEDOUT); 0 = 5,000 */
     const tao_tls_config_t *tls; /* TLS on every connection; NULL = plain */
     size_t zc_threshold;         /* send payloads of at least this many bytes with
                                     SEND_ZC from registered buffers, when sent

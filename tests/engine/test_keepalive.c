@@ -11,6 +11,11 @@
  *     LE int64 of CLOCK_REALTIME in ns); answering them keeps a connection
  *     open under an idle timeout, while a silent one is still closed.
  *
+ *   - back-pressure is not idleness: a client that pipelines 300,000
+ *     requests and reads nothing for 5 s gets every reply under a 2 s read
+ *     timeout; under a 2 s idle timeout it gets every reply or an RST,
+ *     never a FIN after missing replies.
+ *
  * Several cases first let the server sit idle for a while, so that its
  * loops are asleep when the client's bytes arrive: the timeouts must count
  * from when the bytes came, not from when the loop last woke up. */
@@ -19,6 +24,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,6 +332,113 @@ static void heartbeat_answers_keep_alive(void **state)
     stop(srv);
 }
 
+/* ---- back-pressure is not idleness ------------------------------------------ */
+
+#define PAUSED_REQS 300000
+#define REQ_LEN 64 /* 8-byte header, 56-byte payload carrying its number */
+
+typedef struct writer {
+    int fd;
+    uint32_t sent; /* requests written whole */
+    int err;       /* errno of the write that failed */
+} writer_t;
+
+/* Write every request with blocking writes (they block while the server is
+ * paused); stop quietly when the server closes or resets. */
+static void *write_requests(void *arg)
+{
+    writer_t *w = arg;
+    enum { BATCH = 1024 };
+    uint8_t *buf = malloc(BATCH * REQ_LEN);
+    uint8_t payload[REQ_LEN - 8] = {0};
+    for (uint32_t i = 0; buf && i < PAUSED_REQS; i += BATCH) {
+        uint32_t n = PAUSED_REQS - i < BATCH ? PAUSED_REQS - i : BATCH;
+        for (uint32_t k = 0; k < n; k++) {
+            memcpy(payload, &(uint32_t){i + k}, 4);
+            t_tlv(buf + (size_t)k * REQ_LEN, T_ECHO, payload, sizeof payload);
+        }
+        size_t off = 0, len = (size_t)n * REQ_LEN;
+        while (off < len) {
+            ssize_t r = send(w->fd, buf + off, len - off, MSG_NOSIGNAL);
+            if (r <= 0) {
+                w->err = errno;
+                goto out;
+            }
+            off += (size_t)r;
+        }
+        w->sent = i + n;
+    }
+out:
+    free(buf);
+    return NULL;
+}
+
+/* How a paused client's connection ended. */
+typedef struct paused_end {
+    uint32_t replies; /* checked, in order */
+    int end;          /* 0: still open after every reply; 1: FIN; 2: RST */
+    uint32_t sent;
+} paused_end_t;
+
+/* Pipeline PAUSED_REQS requests, read nothing for 5 s, then read. */
+static paused_end_t pipeline_paused(tao_server_t *srv)
+{
+    paused_end_t r = {0};
+    writer_t w = {.fd = t_connect(tao_server_port(srv))};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, write_requests, &w), 0);
+    sleep_ms(5000);
+    uint8_t rep[REQ_LEN];
+    while (r.replies < PAUSED_REQS) {
+        int rc = t_read_exact(w.fd, rep, sizeof rep, 20000);
+        if (rc == -EPIPE || rc == -ECONNRESET) {
+            r.end = rc == -EPIPE ? 1 : 2;
+            break;
+        }
+        assert_int_equal(rc, 0);
+        uint32_t seq;
+        memcpy(&seq, rep + 8, 4);
+        if (seq != r.replies)
+            fail_msg("reply %u carries request number %u", r.replies, seq);
+        r.replies++;
+    }
+    pthread_join(th, NULL);
+    r.sent = w.sent;
+    /* Whichever thread reads the socket's error first takes it: an RST
+     * that came before any FIN leaves ECONNRESET there (after a FIN it
+     * would be EPIPE), and the other thread then sees only the end. */
+    if (r.end == 1 && w.err == ECONNRESET)
+        r.end = 2;
+    if (r.replies == PAUSED_REQS)
+        expect_open(w.fd);
+    close(w.fd);
+    return r;
+}
+
+static void paused_read_timeout_every_reply(void **state)
+{
+    tao_server_t *srv = start(0, 2000, 0);
+    paused_end_t r = pipeline_paused(srv);
+    print_message("%u of %u replies\n", r.replies, PAUSED_REQS);
+    assert_int_equal(r.replies, PAUSED_REQS);
+    assert_int_equal(atomic_load(&timeouts_seen), 0);
+    stop(srv);
+}
+
+static void paused_idle_timeout_reply_or_reset(void **state)
+{
+    tao_server_t *srv = start(2000, 0, 0);
+    paused_end_t r = pipeline_paused(srv);
+    print_message("%u of %u replies (%u sent), then %s\n", r.replies, PAUSED_REQS, r.sent,
+                  r.end == 2 ? "RST" : r.end == 1 ? "FIN" : "still open");
+    if (r.replies < PAUSED_REQS) {
+        /* Cut off: the client must be able to tell. */
+        assert_int_equal(r.end, 2);
+        assert_int_equal(atomic_load(&timeouts_seen), 1);
+    }
+    stop(srv);
+}
+
 static int with_workers(void **state)
 {
     mode_workers = 2;
@@ -353,6 +466,8 @@ int main(void)
         BOTH(idle_counts_from_last_frame),  BOTH(read_half_header_closed),
         BOTH(read_slow_whole_frames_stay),  BOTH(heartbeats_to_silent_client),
         BOTH(heartbeat_answers_keep_alive),
+        BOTH(paused_read_timeout_every_reply),
+        BOTH(paused_idle_timeout_reply_or_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,6 +56,8 @@ int t_read_exact(int fd, void *buf, size_t len, int timeout_ms)
         ssize_t n = recv(fd, p, len, 0);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
+        if (n < 0 && errno == ECONNRESET)
+            return -ECONNRESET;
         if (n <= 0)
             return -EPIPE;
         p += n;

@@ -15,8 +15,8 @@ int t_connect(int port);
 /* Write everything or fail the test. */
 void t_write_all(int fd, const void *buf, size_t len);
 
-/* Read exactly len bytes within timeout_ms. Returns 0, -ETIMEDOUT, or
- * -EPIPE when the peer closed first (EOF or reset). */
+/* Read exactly len bytes within timeout_ms. Returns 0, -ETIMEDOUT, -EPIPE
+ * when the peer closed first (FIN), or -ECONNRESET when it reset. */
 int t_read_exact(int fd, void *buf, size_t len, int timeout_ms);
 
 /* Encode one TLV frame into out (8 + len bytes). Returns its size. */
