@@ -336,7 +336,11 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         const uint8_t *data = tao__buf_take(loop, bid);
         STAT_ADD(loop, bytes_in, res);
         c->last_rx = loop->now;
-        if (c->flags & (C_CLOSING | C_FENCING)) {
+        if ((c->flags & (C_CLOSING | C_DRAIN | C_ABORT)) == (C_CLOSING | C_DRAIN)) {
+            /* Stopping, and the close already began: these bytes will not
+             * be answered, and a FIN would say that all was. */
+            tao__conn_abort_local(c);
+        } else if (c->flags & (C_CLOSING | C_FENCING)) {
             ; /* closing: the rest is discarded */
         } else if (c->tls) {
             tao__tls_input(c, data, (size_t)res);
@@ -351,7 +355,10 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
         c->flags |= C_EOF;
         if (c->tls && !tao__tls_ready(c) && !(c->flags & C_CLOSING))
             tao__conn_error(c, -ECONNRESET, "TLS handshake: the peer closed the connection");
-        tao__conn_close_local(c, false); /* the peer is done; flush what we owe it */
+        /* The peer is done; answer what it sent, flush, close. Frames
+         * parked behind back-pressure are answered first (resume). */
+        if (!(c->in_len && (c->flags & (C_PAUSED | C_WPAUSED))))
+            tao__conn_close_local(c, false);
     } else if (res == -ENOBUFS) {
         /* The ring ran dry: buffers come back as this batch is processed,
          * so re-arm after it. Nothing was lost: the data is still queued in
@@ -402,6 +409,8 @@ static void resume(tao_conn_t *c)
     if (c->in_len && !(c->flags & (C_CLOSING | C_FENCING)))
         unstash(c, consume(c, c->in, c->in_len));
     tao__ka_input(c); /* the read timeout runs again from now */
+    if ((c->flags & C_EOF) && !(c->flags & (C_PAUSED | C_WPAUSED)))
+        tao__conn_close_local(c, false); /* the peer's last frames are answered */
     tao__conn_progress(c);
 }
 

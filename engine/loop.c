@@ -267,24 +267,34 @@ static void deadline_fire(tao__timer_t *t, uint64_t now)
                  loop->idx, n);
 }
 
-static bool unread(const tao_conn_t *c)
+/* The stop's rule: every complete frame that reached the server before the
+ * stop's deadline is answered. So a connection keeps reading, handling and
+ * replying while the server stops (C_DRAIN), back-pressure included, and
+ * closes gracefully only once it is quiet: not paused, no frame (whole or
+ * started) waiting in c->in, nothing unread in its socket. Whatever still
+ * keeps it busy at the deadline is aborted (RST, deadline_fire), never
+ * closed with a FIN that would look complete; bytes that arrive after its
+ * close began were not answered either, and turn the close into an abort
+ * (conn.c). */
+static bool quiet(const tao_conn_t *c)
 {
     int n = 0;
-    return !(c->flags & (C_OFFLINE | C_CLOSING | C_EOF)) && c->fd >= 0 &&
-           ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+    if (c->flags & (C_PAUSED | C_WPAUSED | C_NOBUFS) || c->in_len)
+        return false;
+    return (c->flags & C_EOF) || (ioctl(c->fd, FIONREAD, &n) == 0 && n == 0);
 }
 
-/* While stopping: close each draining connection once its socket is empty.
- * Runs after a whole batch, so no completion still holding its bytes is
- * left unprocessed. */
+/* While stopping, after a whole batch: close each draining connection that
+ * has gone quiet. Not while completions wait in the ring: one of them may
+ * hold bytes the socket no longer shows. */
 static void drain_check(tao__loop_t *loop)
 {
+    if (io_uring_cq_ready(&loop->ring))
+        return;
     for (tao_conn_t *c = loop->conns.next, *next; c != &loop->conns; c = next) {
         next = c->next;
-        if ((c->flags & C_DRAIN) && !unread(c)) {
-            c->flags &= ~(uint32_t)C_DRAIN;
+        if ((c->flags & C_DRAIN) && !(c->flags & (C_CLOSING | C_FENCING)) && quiet(c))
             tao__conn_close_local(c, false);
-        }
     }
 }
 
@@ -295,13 +305,10 @@ static void begin_stop(tao__loop_t *loop)
     tao__listener_close(loop);
     for (tao_conn_t *c = loop->conns.next, *next; c != &loop->conns; c = next) {
         next = c->next;
-        /* Frames the peer sent before the stop are handled, not dropped:
-         * a connection with bytes waiting in its socket closes once they
-         * have been read (see drain_check). */
-        if (unread(c))
-            c->flags |= C_DRAIN;
+        if (c->flags & C_OFFLINE)
+            tao__conn_close_local(c, false); /* a client between sockets */
         else
-            tao__conn_close_local(c, false);
+            c->flags |= C_DRAIN;
     }
     tao__timer_init(&loop->stop_deadline, deadline_fire);
     tao__wheel_add(&loop->wheel, &loop->stop_deadline, loop->now + ms, 0);
@@ -457,7 +464,7 @@ static void after_batch(tao__loop_t *loop)
     }
     if (!loop->stopping && atomic_load(&loop->rt->stop_requested))
         begin_stop(loop);
-    else if (loop->stopping)
+    if (loop->stopping)
         drain_check(loop);
     flush_workers(loop);
     timer_arm(loop);

@@ -147,11 +147,19 @@ TAO_API int tao_server_start(tao_server_t *srv);
  * thread has been joined. Returns 0 or the error of start. */
 TAO_API int tao_server_run(tao_server_t *srv);
 
-/* Ask the server to stop: stop accepting, close every connection gracefully
- * (queued replies are written), run every on_close, and end the loops.
- * Connections still open after deadline_ms (0 = 5000) are aborted. Returns
- * at once; tao_server_run (or tao_server_wait) returns when all is done.
- * Safe from any thread, from a callback, and from a signal handler. */
+/* Ask the server to stop: stop accepting, answer what the peers already
+ * sent, close every connection gracefully, run every on_close, and end the
+ * loops. Returns at once; tao_server_run (or tao_server_wait) returns when
+ * all is done. Safe from any thread, from a callback, and from a signal
+ * handler.
+ *
+ * The rule: every complete frame that reached the server before the
+ * deadline (deadline_ms, 0 = 5000) is handled and its replies written. A
+ * connection keeps reading (back-pressure included) until it is quiet:
+ * nothing unread in its socket, no frame waiting behind back-pressure or
+ * started; then it closes with a FIN. A connection still busy at the
+ * deadline, or one whose peer sends more after its close began, is aborted
+ * (RST), so its peer can tell that replies are missing. */
 TAO_API void tao_server_stop(tao_server_t *srv, unsigned deadline_ms);
 
 /* Block until a started server has stopped (after tao_server_stop). Not from
