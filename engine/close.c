@@ -154,7 +154,7 @@ void tao__conn_abort_local(tao_conn_t *c)
     tao__wheel_cancel(&c->loop->wheel, &c->ka);
     if (!(c->flags & C_SEND_INFLIGHT)) {
         STAT_ADD(c->loop, queued, -(int64_t)c->out.bytes);
-        atomic_fetch_sub(&c->queued, c->out.bytes);
+        tao__queued_sub(c, c->out.bytes);
         tao__outq_clear(&c->out);
     }
     tao__conn_progress(c);
@@ -248,7 +248,7 @@ void tao__close_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *
     tao__conn_timers_cancel(c);
     tao__tls_end(c);
     STAT_ADD(loop, queued, -(int64_t)c->out.bytes);
-    atomic_fetch_sub(&c->queued, c->out.bytes);
+    tao__queued_sub(c, c->out.bytes);
     tao__outq_clear(&c->out);
     c->fd = -1;
     if (c->client && tao__client_closed(c))

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 
@@ -80,10 +81,23 @@ tao_conn_t *tao__ep_lookup(tao__endpoint_t *ep, uint64_t id)
     return c;
 }
 
+/* The default output budget: a quarter of the machine's memory, at most
+ * 1 GiB. */
+size_t tao__default_max_queued(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    size_t cap = (size_t)1 << 30;
+    if (pages > 0 && psize > 0 && (size_t)pages / 4 < cap / (size_t)psize)
+        cap = (size_t)pages / 4 * (size_t)psize;
+    return cap;
+}
+
 void tao__bcast_unref(tao__bcast_t *b)
 {
-    if (atomic_fetch_sub(&b->refs, 1) == 1)
+    if (atomic_fetch_sub(&b->refs, 1) == 1) {
+        atomic_fetch_sub(&b->ep->queued, b->len);
         free(b);
+    }
 }
 
 void tao__broadcast_local(tao__loop_t *loop, tao__bcast_t *b)
@@ -98,7 +112,10 @@ void tao__broadcast_local(tao__loop_t *loop, tao__bcast_t *b)
 }
 
 /* One shared copy of the payload; each loop sends it to its own
- * connections of this endpoint. */
+ * connections of this endpoint. The copy counts against the output budget
+ * until every loop has sent it, and a broadcast that would take the budget
+ * past its end once every connection has its copy is refused whole: the
+ * backlog of broadcasts on their way to the loops stays bounded. */
 int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, const void *payload,
                       size_t len)
 {
@@ -108,9 +125,15 @@ int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, con
     int rc = ep->codec.encode(&ep->codec, type, len, &h);
     if (rc < 0)
         return rc;
+    size_t each = h.pre_len + len + h.post_len;
+    if (atomic_load(&ep->queued) + len + atomic_load(&ep->nconns) * each > ep->max_queued) {
+        atomic_fetch_add(&ep->send_rejected, 1);
+        return -EAGAIN;
+    }
     tao__bcast_t *b = malloc(sizeof *b + len);
     if (!b)
         return -ENOMEM;
+    atomic_fetch_add(&ep->queued, len);
     atomic_init(&b->refs, rt->nloops);
     b->ep = ep;
     b->type = type;

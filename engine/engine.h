@@ -161,7 +161,7 @@ static inline void tao__queue_splice(tao__queue_t *dst, tao__queue_t *src)
 /* A shared broadcast payload: one copy, referenced by every loop. */
 struct tao__bcast {
     atomic_uint refs;
-    const void *ep; /* endpoint whose connections get it */
+    struct tao__endpoint *ep; /* endpoint whose connections get it */
     int32_t type;
     size_t len;
     uint8_t data[];
@@ -183,6 +183,9 @@ typedef struct tao__endpoint {
     void (*on_error)(struct tao__endpoint *ep, tao_conn_t *c, int err, const char *what);
     tao__tls_ctx_t *tls; /* TLS on every connection, when set */
     size_t zc_threshold; /* SEND_ZC for payloads this large; 0 = never */
+    size_t max_queued;   /* budget for every connection's output together */
+    _Atomic size_t queued; /* any thread: output bytes queued, all connections,
+                              and broadcast payloads not yet delivered */
     atomic_uint_fast64_t bcast_skipped;
     atomic_uint_fast64_t unmarshal_err;
     atomic_uint_fast64_t send_rejected;
@@ -498,6 +501,8 @@ size_t tao__chunk_bytes(const tao__chunk_t *k);
 void tao__outq_append(tao__outq_t *q, tao__chunk_t *k);
 void tao__outq_clear(tao__outq_t *q);
 void tao__conn_flush(tao_conn_t *c);
+void tao__queued_add(tao_conn_t *c, size_t n);
+void tao__queued_sub(tao_conn_t *c, size_t n);
 void tao__send_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);
 void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k);
 int tao__conn_send_local(tao_conn_t *c, int32_t type, const void *payload, size_t len);
@@ -537,6 +542,8 @@ void tao__client_close_offline(tao_conn_t *c);
             (cfg)->max_conns = 10000;                                                              \
         if (!(cfg)->close_timeout_ms)                                                              \
             (cfg)->close_timeout_ms = 5000;                                                        \
+        if (!(cfg)->max_queued_bytes)                                                              \
+            (cfg)->max_queued_bytes = tao__default_max_queued();                                   \
         ((cfg)->buf_count & ((cfg)->buf_count - 1)) || (cfg)->buf_count > 32768 ||                 \
                 (cfg)->zc_buffers > 65535 ||                                                       \
                 (cfg)->workers<TAO_WORKERS_INLINE || (cfg)->workers> TAO_WORKERS_MAX ||            \
@@ -553,6 +560,7 @@ void tao__client_close_offline(tao_conn_t *c);
         (ep)->read_ms = (cfg)->read_timeout_ms;                                                    \
         (ep)->heartbeat_ms = (cfg)->heartbeat_ms;                                                  \
         (ep)->close_ms = (cfg)->close_timeout_ms;                                                  \
+        (ep)->max_queued = (cfg)->max_queued_bytes;                                                \
         (ep)->zc_threshold = (cfg)->zc_threshold;                                                  \
         (ep)->workers = (cfg)->workers > 0;                                                        \
         (ep)->on_connect = (cfg)->on_connect;                                                      \
@@ -570,6 +578,7 @@ void tao__client_close_offline(tao_conn_t *c);
     } while (0)
 
 /* engine/endpoint.c */
+size_t tao__default_max_queued(void);
 int tao__ep_codec(tao__endpoint_t *ep, const tao_codec_t *codec, size_t max_frame);
 int tao__ep_init(tao__endpoint_t *ep, unsigned max_conns);
 void tao__ep_deinit(tao__endpoint_t *ep);

@@ -356,7 +356,7 @@ static void run_item(tao__loop_t *loop, tao__item_t *it)
         if (live && !(c->flags & C_CLOSING)) {
             tao__conn_queue_chunk(c, it->u.chunk);
         } else {
-            atomic_fetch_sub(&c->queued, tao__chunk_bytes(it->u.chunk));
+            tao__queued_sub(c, tao__chunk_bytes(it->u.chunk));
             tao__chunk_free(it->u.chunk);
         }
         break;

@@ -14,6 +14,23 @@
 
 #define CHUNK_MIN 4096
 
+/* ---- counting queued bytes ------------------------------------------------ *
+ * The one place output bytes are counted: from the moment a send is
+ * accepted (on any thread) until they are written or dropped, they count
+ * on the connection (its watermarks and send limit) and on its endpoint
+ * (the server-wide budget, max_queued_bytes). */
+void tao__queued_add(tao_conn_t *c, size_t n)
+{
+    atomic_fetch_add(&c->queued, n);
+    atomic_fetch_add(&c->ep->queued, n);
+}
+
+void tao__queued_sub(tao_conn_t *c, size_t n)
+{
+    atomic_fetch_sub(&c->queued, n);
+    atomic_fetch_sub(&c->ep->queued, n);
+}
+
 size_t tao__chunk_bytes(const tao__chunk_t *k)
 {
     return k->len + k->ext_len + k->post_len;
@@ -328,7 +345,7 @@ void tao__send_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *c
     if (c->flags & C_ABORT)
         tao__outq_clear(&c->out);
     STAT_ADD(loop, queued, -(int64_t)(before - c->out.bytes));
-    atomic_fetch_sub(&c->queued, before - c->out.bytes);
+    tao__queued_sub(c, before - c->out.bytes);
 
     tao__conn_flush(c);
     if (atomic_load(&c->queued) < c->ep->out_low)
@@ -344,7 +361,7 @@ void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k)
     if (c->tls) {
         /* Encrypted into the queue; the plaintext count gives way to the
          * ciphertext one. */
-        atomic_fetch_sub(&c->queued, tao__chunk_bytes(k));
+        tao__queued_sub(c, tao__chunk_bytes(k));
         if (tao__tls_write_chunk(c, k) < 0) {
             tao__conn_abort_local(c);
             return;
@@ -379,6 +396,12 @@ static int send_check(tao_conn_t *c, int32_t type, size_t len, tao_frame_hdr_t *
         return -ESHUTDOWN;
     if (!atomic_load(&c->connected))
         return -ENOTCONN;
+    if (atomic_load(&ep->queued) + len > ep->max_queued) {
+        /* The server-wide budget: refused whole, nothing half-queued. */
+        atomic_store(&c->want_writable, true);
+        atomic_fetch_add(&ep->send_rejected, 1);
+        return -EAGAIN;
+    }
     if (atomic_load(&c->queued) >= send_limit(ep)) {
         atomic_store(&c->want_writable, true);
         /* Re-check: the queue may have drained past the low watermark
@@ -417,7 +440,7 @@ int tao__conn_send_local(tao_conn_t *c, int32_t type, const void *payload, size_
         rc = tao__outq_push_copy(&c->out, &h, payload, len);
     if (rc < 0)
         return rc;
-    atomic_fetch_add(&c->queued, c->out.bytes - before);
+    tao__queued_add(c, c->out.bytes - before);
     STAT_ADD(c->loop, frames_out, 1);
     STAT_ADD(c->loop, queued, c->out.bytes - before);
     tao__conn_mark_dirty(c);
@@ -439,7 +462,7 @@ static int send_remote(tao_conn_t *c, tao__chunk_t *k)
         return -ENOMEM;
     }
     it->u.chunk = k;
-    atomic_fetch_add(&c->queued, tao__chunk_bytes(k));
+    tao__queued_add(c, tao__chunk_bytes(k));
     tao__post(c->loop, it);
     return 0;
 }
@@ -470,7 +493,7 @@ TAO_API int tao_conn_send_owned(tao_conn_t *c, int32_t type, void *payload, size
         tao__chunk_free(k);
         return -ESHUTDOWN;
     }
-    atomic_fetch_add(&c->queued, tao__chunk_bytes(k));
+    tao__queued_add(c, tao__chunk_bytes(k));
     tao__conn_queue_chunk(c, k);
     return 0;
 }

@@ -150,7 +150,7 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
         return sz; /* nothing will be written any more */
     if (tao__outq_push_copy(&c->out, &none, buf, (size_t)sz) < 0)
         return WOLFSSL_CBIO_ERR_GENERAL;
-    atomic_fetch_add(&c->queued, c->out.bytes - before);
+    tao__queued_add(c, c->out.bytes - before);
     STAT_ADD(c->loop, queued, c->out.bytes - before);
     tao__conn_mark_dirty(c);
     return sz;

@@ -58,6 +58,9 @@ static void usage(const ex_opts_t *o)
     if (t & EX_BUFS)
         printf("  --buf-count N        receive buffers per loop, a power of two (default 64)\n"
                "  --buf-size BYTES     bytes per receive buffer (default 65536)\n");
+    if (t & EX_BUDGET)
+        printf("  --max-queued BYTES   output queued for all clients together before sends\n"
+               "                       are refused (default: a quarter of RAM, at most 1 GiB)\n");
     if (t & EX_TLS_CLIENT)
         printf("  --tls                connect with TLS\n"
                "  --ca FILE            trust these CAs (scripts/make-test-certs.sh makes one)\n"
@@ -82,7 +85,7 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     long v = 0;
     if (ch == 'w')
         v = number(arg, 0, TAO_WORKERS_MAX);
-    else if (strchr("LkCibB", ch))
+    else if (strchr("LkCibBQ", ch))
         v = number(arg, 1, 1000000000);
     if (v < 0)
         return -1;
@@ -129,6 +132,9 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     case 'b':
         o->buf_count = (unsigned)v;
         break;
+    case 'Q':
+        o->max_queued = (size_t)v;
+        break;
     case 'B':
         o->buf_size = (unsigned)v;
         break;
@@ -154,6 +160,7 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
         {"server-name", required_argument, NULL, 'N'},
         {"buf-count", required_argument, NULL, 'b'},
         {"buf-size", required_argument, NULL, 'B'},
+        {"max-queued", required_argument, NULL, 'Q'},
         {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -174,6 +181,7 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
                                      EX_TLS_CLIENT,
                                      EX_BUFS,
                                      EX_BUFS,
+                                     EX_BUDGET,
                                      0,
                                      0};
     int ch, idx;
@@ -292,6 +300,7 @@ int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handle
     cfg->tls = ex_tls(o);
     cfg->buf_count = o->buf_count;
     cfg->buf_size = o->buf_size;
+    cfg->max_queued_bytes = o->max_queued;
     int rc = tao_server_create(cfg, &serving);
     if (rc == 0)
         rc = tao_server_handle(serving, EX_MSG, handler, NULL, NULL);

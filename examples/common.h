@@ -25,7 +25,8 @@ enum {
     EX_TLS_SERVER = 1 << 8, /* --tls-cert FILE --tls-key FILE */
     EX_TLS_CLIENT = 1 << 9, /* --tls --ca FILE [--server-name NAME] */
     EX_BUFS = 1 << 10,      /* --buf-count N --buf-size BYTES */
-    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS,
+    EX_BUDGET = 1 << 11,    /* --max-queued BYTES */
+    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET,
 };
 
 typedef struct ex_opts {
@@ -48,6 +49,7 @@ typedef struct ex_opts {
     const char *server_name; /* --server-name (default localhost) */
     unsigned buf_count;      /* --buf-count: receive buffers per loop */
     unsigned buf_size;       /* --buf-size: bytes each */
+    size_t max_queued;       /* --max-queued: the server's output budget */
     bool debug;              /* --debug: log at debug level */
 } ex_opts_t;
 

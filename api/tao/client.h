@@ -64,6 +64,7 @@ typedef struct tao_client_config {
     unsigned connect_timeout_ms; /* 0 = 10,000 */
     unsigned idle_timeout_ms, read_timeout_ms, heartbeat_ms; /* as for servers */
     unsigned close_timeout_ms;                               /* as for servers; 0 = 5,000 */
+    size_t max_queued_bytes; /* as for servers: the group's output budget */
     bool reconnect;                                          /* reconnect after unexpected closes */
     unsigned reconnect_initial_ms;                           /* first backoff; 0 = 100 */
     unsigned reconnect_max_ms;                               /* backoff cap; 0 = 30,000 */

@@ -50,7 +50,11 @@ TAO_API void tao_conn_set_data(tao_conn_t *conn, void *data);
  * stops reading the connection until it falls below the low watermark.
  * Sends are refused only past twice the high watermark plus one largest
  * frame, which leaves room for the replies to frames already received, so
- * a handler answering each request once never sees -EAGAIN. */
+ * a handler answering each request once never sees -EAGAIN from its own
+ * connection. -EAGAIN also comes when the output of every connection
+ * together would pass the server's max_queued_bytes; on_writable then
+ * follows only if this connection had output of its own to drain, so a
+ * sender that must retry does so from a timer. */
 TAO_API int tao_conn_send(tao_conn_t *conn, int32_t type, const void *payload, size_t len);
 
 /* As tao_conn_send, without copying: Tao-C takes payload and calls

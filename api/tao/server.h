@@ -85,6 +85,10 @@ typedef struct tao_server_config {
     unsigned heartbeat_ms;       /* send Go Tao's heartbeat (type 0, LE int64 ns
                                     timestamp) after this long without sending;
                                     0 = never */
+    size_t max_queued_bytes;     /* output queued for every connection together
+                                    (and broadcasts on their way): past it, sends
+                                    and broadcasts fail with -EAGAIN; 0 = a
+                                    quarter of RAM, at most 1 GiB */
     unsigned close_timeout_ms;   /* a graceful close whose queued output the peer
                                     has not taken within this is aborted (RST),
                                     with on_error(-ETIMEDOUT); 0 = 5,000 */
@@ -184,8 +188,10 @@ TAO_API void tao_server_stats(const tao_server_t *srv, tao_stats_t *st);
 /* Send a message to every connection of the server. Each connection gets
  * its own copy in order with its other messages; a connection that is full
  * (-EAGAIN) or closing is skipped and counted (stats.broadcast_skipped),
- * and the others still get it. Returns 0 once queued, -EMSGSIZE, -ENOMEM,
- * -ESHUTDOWN when the server is not running. Any thread. */
+ * and the others still get it. Returns 0 once queued, -EAGAIN when a copy
+ * for every connection would pass max_queued_bytes (nothing is queued;
+ * counted in stats.send_rejected), -EMSGSIZE, -ENOMEM, -ESHUTDOWN when the
+ * server is not running. Any thread. */
 TAO_API int tao_server_broadcast(tao_server_t *srv, int32_t type, const void *payload, size_t len);
 
 /* Send to the connection with this id. Returns as tao_conn_send, or -ENOENT

@@ -2,7 +2,7 @@
 # usage: run_examples.sh CASE PROGRAM...
 #
 # Runs the example programs end to end over 127.0.0.1. CASE is help, echo,
-# chat, pingpong, timer or tls; the PROGRAMs are the built examples, found here by
+# chat, chatflood, pingpong, timer or tls; the PROGRAMs are the built examples, found here by
 # their names. Servers listen on port 0 and print the port they got, so no
 # port is guessed. Every server is stopped with SIGTERM and must exit 0.
 # Exits 0 on success, 1 on failure, 77 when io_uring is unavailable.
@@ -177,6 +177,25 @@ case_chat() {
     stop_server
 }
 
+# 500 listeners that never read and one sender: the server's memory stays
+# within its output budget, and it says that it drops messages.
+case_chatflood() {
+    local budget=$((64 << 20))
+    # What the server holds, not what its allocator keeps cached for reuse:
+    # jemalloc returns freed pages at once, ASan keeps a short quarantine.
+    MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0 \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8" \
+        start_server tao-chat-server --max-queued "$budget"
+    ulimit -n 4096 2>/dev/null
+    timeout -k 5 90 python3 "$(dirname "$0")/chat_flood.py" "$port" "$server_pid" "$budget" 6 \
+        >"$tmp/flood.out" 2>&1
+    local rc=$?
+    cat "$tmp/flood.out"
+    [ "$rc" -eq 0 ] || fail "chat flood failed ($rc)"
+    grep -q "room busy" "$tmp/server.err" || fail "the server never refused a broadcast"
+    stop_server
+}
+
 case_pingpong() {
     for workers in default 0; do
         if [ "$workers" = default ]; then
@@ -235,7 +254,7 @@ case_tls() {
 }
 
 case "$case_name" in
-help | echo | chat | pingpong | timer | tls) "case_$case_name" ;;
+help | echo | chat | chatflood | pingpong | timer | tls) "case_$case_name" ;;
 *) fail "unknown case" ;;
 esac
 echo "ok: $case_name"
