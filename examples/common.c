@@ -61,6 +61,14 @@ static void usage(const ex_opts_t *o)
     if (t & EX_BUDGET)
         printf("  --max-queued BYTES   output queued for all clients together before sends\n"
                "                       are refused (default: a quarter of RAM, at most 1 GiB)\n");
+    if (t & EX_TIMEOUTS)
+        printf("  --idle-timeout MS    close a connection with no traffic for this long\n"
+               "                       (default: never)\n"
+               "  --read-timeout MS    close a connection whose started frame is not\n"
+               "                       complete within this (default: never)\n");
+    if (t & EX_METRICS)
+        printf("  --metrics HOST:PORT  serve statistics as Prometheus text over HTTP here\n"
+               "                       (port 0: a free port, printed)\n");
     if (t & EX_TLS_CLIENT)
         printf("  --tls                connect with TLS\n"
                "  --ca FILE            trust these CAs (scripts/make-test-certs.sh makes one)\n"
@@ -85,7 +93,7 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     long v = 0;
     if (ch == 'w')
         v = number(arg, 0, TAO_WORKERS_MAX);
-    else if (strchr("LkCibBQ", ch))
+    else if (strchr("LkCibBQIR", ch))
         v = number(arg, 1, 1000000000);
     if (v < 0)
         return -1;
@@ -138,6 +146,15 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     case 'B':
         o->buf_size = (unsigned)v;
         break;
+    case 'I':
+        o->idle_ms = (unsigned)v;
+        break;
+    case 'R':
+        o->read_ms = (unsigned)v;
+        break;
+    case 'M':
+        o->metrics = arg;
+        break;
     }
     return 0;
 }
@@ -161,6 +178,9 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
         {"buf-count", required_argument, NULL, 'b'},
         {"buf-size", required_argument, NULL, 'B'},
         {"max-queued", required_argument, NULL, 'Q'},
+        {"idle-timeout", required_argument, NULL, 'I'},
+        {"read-timeout", required_argument, NULL, 'R'},
+        {"metrics", required_argument, NULL, 'M'},
         {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -182,6 +202,9 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
                                      EX_BUFS,
                                      EX_BUFS,
                                      EX_BUDGET,
+                                     EX_TIMEOUTS,
+                                     EX_TIMEOUTS,
+                                     EX_METRICS,
                                      0,
                                      0};
     int ch, idx;
@@ -283,6 +306,24 @@ const tao_tls_config_t *ex_tls(const ex_opts_t *o)
     return NULL;
 }
 
+int ex_metrics(const ex_opts_t *o, tao_server_t *srv, tao_server_t **out)
+{
+    *out = NULL;
+    if (!o->metrics)
+        return 0;
+    int rc = tao_metrics_start(srv, o->metrics, out);
+    if (rc < 0) {
+        fprintf(stderr, "%s: cannot serve metrics on %s: %s\n", o->prog, o->metrics,
+                tao_strerror(rc));
+        return -1;
+    }
+    /* Not "listening on": scripts take that line for the server's port. */
+    const char *colon = strrchr(o->metrics, ':');
+    int host_len = colon ? (int)(colon - o->metrics) : (int)strlen(o->metrics);
+    printf("%s metrics on %.*s:%d\n", o->prog, host_len, o->metrics, tao_server_port(*out));
+    return 0;
+}
+
 static tao_server_t *serving;
 
 /* tao_server_stop is safe in a signal handler: it only sets flags and
@@ -301,19 +342,26 @@ int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handle
     cfg->buf_count = o->buf_count;
     cfg->buf_size = o->buf_size;
     cfg->max_queued_bytes = o->max_queued;
+    cfg->idle_timeout_ms = o->idle_ms;
+    cfg->read_timeout_ms = o->read_ms;
+    tao_server_t *metrics = NULL;
     int rc = tao_server_create(cfg, &serving);
     if (rc == 0)
         rc = tao_server_handle(serving, EX_MSG, handler, NULL, NULL);
     if (rc == 0)
         rc = tao_server_start(serving);
-    if (rc < 0) {
+    if (rc < 0)
         fprintf(stderr, "%s: cannot start on %s: %s\n", o->prog, o->addr, tao_strerror(rc));
+    else if (ex_metrics(o, serving, &metrics) < 0)
+        rc = -1;
+    if (rc < 0) {
         tao_server_destroy(serving);
         return 1;
     }
     ex_on_stop_signals(stop_serving);
     ex_print_listening(o->prog, o->addr, serving);
     tao_server_wait(serving);
+    tao_server_destroy(metrics);
     tao_server_destroy(serving);
     return 0;
 }

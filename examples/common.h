@@ -26,7 +26,9 @@ enum {
     EX_TLS_CLIENT = 1 << 9, /* --tls --ca FILE [--server-name NAME] */
     EX_BUFS = 1 << 10,      /* --buf-count N --buf-size BYTES */
     EX_BUDGET = 1 << 11,    /* --max-queued BYTES */
-    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET,
+    EX_TIMEOUTS = 1 << 12,  /* --idle-timeout MS --read-timeout MS */
+    EX_METRICS = 1 << 13,   /* --metrics HOST:PORT */
+    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET | EX_TIMEOUTS | EX_METRICS,
 };
 
 typedef struct ex_opts {
@@ -50,6 +52,9 @@ typedef struct ex_opts {
     unsigned buf_count;      /* --buf-count: receive buffers per loop */
     unsigned buf_size;       /* --buf-size: bytes each */
     size_t max_queued;       /* --max-queued: the server's output budget */
+    unsigned idle_ms;        /* --idle-timeout: close connections quiet this long */
+    unsigned read_ms;        /* --read-timeout: close a frame unfinished this long */
+    const char *metrics;     /* --metrics: serve statistics here */
     bool debug;              /* --debug: log at debug level */
 } ex_opts_t;
 
@@ -60,10 +65,16 @@ int ex_parse(int argc, char **argv, ex_opts_t *o);
 /* The TLS settings the options asked for, or NULL for plain TCP. */
 const tao_tls_config_t *ex_tls(const ex_opts_t *o);
 
-/* Create a server from cfg (listen, loops, workers and TLS from o), route
- * EX_MSG to handler, start it, print where it listens, stop on SIGINT or
- * SIGTERM, and return the exit status once it has stopped. */
+/* Create a server from cfg (listen, loops, workers, budget, timeouts and
+ * TLS from o), route EX_MSG to handler, start it, print where it listens
+ * (and its metrics), stop on SIGINT or SIGTERM, and return the exit status
+ * once it has stopped. */
 int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handler);
+
+/* With --metrics, serve srv's statistics over HTTP and print "PROG metrics
+ * on HOST:PORT" (the real port). Returns 0 with *out set (NULL without
+ * --metrics), or -1 after saying why. Destroy *out before srv. */
+int ex_metrics(const ex_opts_t *o, tao_server_t *srv, tao_server_t **out);
 
 /* Create and start a client group from cfg (TLS from o), route EX_MSG to
  * handler, and connect to o->addr. Returns the connection's id, or -1

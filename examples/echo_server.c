@@ -53,6 +53,9 @@ int main(int argc, char **argv)
         .tls = ex_tls(&o), /* --tls-cert/--tls-key; NULL: plain TCP */
         .buf_count = o.buf_count,
         .buf_size = o.buf_size,
+        .max_queued_bytes = o.max_queued,
+        .idle_timeout_ms = o.idle_ms, /* --idle-timeout, --read-timeout; 0: never */
+        .read_timeout_ms = o.read_ms,
         .on_connect = on_connect,
         .on_close = on_close,
     };
@@ -61,14 +64,17 @@ int main(int argc, char **argv)
         rc = tao_server_handle(server, EX_MSG, on_echo, NULL, NULL);
     if (rc == 0)
         rc = tao_server_start(server);
-    if (rc < 0) {
+    if (rc < 0)
         fprintf(stderr, "%s: cannot start on %s: %s\n", o.prog, o.addr, tao_strerror(rc));
+    tao_server_t *metrics = NULL; /* --metrics: statistics over HTTP */
+    if (rc < 0 || ex_metrics(&o, server, &metrics) < 0) {
         tao_server_destroy(server);
         return 1;
     }
     ex_on_stop_signals(on_signal);
     ex_print_listening(o.prog, o.addr, server);
     tao_server_wait(server);
+    tao_server_destroy(metrics);
     tao_server_destroy(server);
     return 0;
 }
