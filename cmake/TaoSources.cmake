@@ -1,6 +1,7 @@
 # The library's sources, in reading order (see ARCHITECTURE.md).
 set(TAO_SOURCES
     engine/common.c
+    engine/fault.c
     codec/tlv.c
     codec/lenfield.c
     codec/line.c
@@ -10,6 +11,7 @@ set(TAO_SOURCES
 list(APPEND TAO_SOURCES
     engine/addr.c
     engine/bufring.c
+    engine/uring_why.c
     engine/loop.c
     engine/listener.c
     engine/conn.c

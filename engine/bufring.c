@@ -28,6 +28,7 @@
 #include "engine/bufring.h"
 #include "engine/compat.h"
 #include "engine/engine.h"
+#include "engine/fault.h"
 
 enum { BUF_IN_RING, BUF_HELD, BUF_LENT /* held, with a lender among the holders */ };
 
@@ -45,9 +46,9 @@ int tao__bufs_setup(tao__loop_t *loop)
     int err = 0;
     size_t total = (size_t)loop->buf_count * loop->buf_size;
 
-    loop->bufs = aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
-    loop->buf_refs = calloc(loop->buf_count, sizeof *loop->buf_refs);
-    loop->buf_state = calloc(loop->buf_count, sizeof *loop->buf_state);
+    loop->bufs = tao__aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
+    loop->buf_refs = tao__calloc(loop->buf_count, sizeof *loop->buf_refs);
+    loop->buf_state = tao__calloc(loop->buf_count, sizeof *loop->buf_state);
     if (!loop->bufs || !loop->buf_refs || !loop->buf_state)
         return -ENOMEM;
     loop->br = tao__buf_ring_setup(&loop->ring, loop->buf_count, 0, &loop->br_len, &err);

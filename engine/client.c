@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/fault.h"
 
 #define CONNECT_TIMEOUT_MS 10000
 
@@ -225,7 +226,7 @@ TAO_API int tao_client_create(const tao_client_config_t *cfg, tao_client_t **out
 {
     static const tao_client_config_t zero;
     *out = NULL; /* a failed create leaves nothing to destroy */
-    tao_client_t *cl = calloc(1, sizeof *cl);
+    tao_client_t *cl = tao__calloc(1, sizeof *cl);
     if (!cl)
         return -ENOMEM;
     int rc = apply_defaults(cl, cfg ? cfg : &zero);

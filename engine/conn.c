@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/fault.h"
 
 void tao__conn_error(tao_conn_t *c, int err, const char *what)
 {
@@ -70,7 +71,7 @@ void tao__conn_recv_cancel(tao_conn_t *c)
  * client connect does), the loop attaches it. extra bytes follow it. */
 tao_conn_t *tao__conn_alloc(tao__loop_t *loop, tao__endpoint_t *ep, uint64_t id, size_t extra)
 {
-    tao_conn_t *c = calloc(1, sizeof *c + extra);
+    tao_conn_t *c = tao__calloc(1, sizeof *c + extra);
     if (!c)
         return NULL;
     c->loop = loop;
@@ -259,7 +260,7 @@ static int stash(tao_conn_t *c, const uint8_t *buf, size_t len)
             cap = need;
         if (cap < 512)
             cap = 512;
-        uint8_t *p = realloc(c->in, cap);
+        uint8_t *p = tao__realloc(c->in, cap);
         if (!p)
             return -ENOMEM;
         c->in = p;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/fault.h"
 
 int tao__ep_init(tao__endpoint_t *ep, unsigned max_conns)
 {
@@ -14,7 +15,7 @@ int tao__ep_init(tao__endpoint_t *ep, unsigned max_conns)
         cap *= 2;
     atomic_init(&ep->next_id, 1);
     pthread_mutex_init(&ep->map_lock, NULL);
-    ep->map = calloc(cap, sizeof *ep->map);
+    ep->map = tao__calloc(cap, sizeof *ep->map);
     ep->map_mask = cap - 1;
     if (!ep->map)
         return -ENOMEM;
@@ -130,7 +131,7 @@ int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, con
         atomic_fetch_add(&ep->send_rejected, 1);
         return -EAGAIN;
     }
-    tao__bcast_t *b = malloc(sizeof *b + len);
+    tao__bcast_t *b = tao__malloc(sizeof *b + len);
     if (!b)
         return -ENOMEM;
     atomic_fetch_add(&ep->queued, len);

@@ -181,9 +181,9 @@ typedef struct tao__endpoint {
     tao_close_cb on_close;
     tao_writable_cb on_writable;
     void (*on_error)(struct tao__endpoint *ep, tao_conn_t *c, int err, const char *what);
-    tao__tls_ctx_t *tls; /* TLS on every connection, when set */
-    size_t zc_threshold; /* SEND_ZC for payloads this large; 0 = never */
-    size_t max_queued;   /* budget for every connection's output together */
+    tao__tls_ctx_t *tls;   /* TLS on every connection, when set */
+    size_t zc_threshold;   /* SEND_ZC for payloads this large; 0 = never */
+    size_t max_queued;     /* budget for every connection's output together */
     _Atomic size_t queued; /* any thread: output bytes queued, all connections,
                               and broadcast payloads not yet delivered */
     atomic_uint_fast64_t bcast_skipped;
@@ -240,12 +240,12 @@ struct tao_conn {
     uint32_t in_len, in_cap;
     tao__outq_t out;
     tao__sendctx_t *sending;
-    tao__timer_t linger; /* close: its deadline, then the bounded wait for a FIN */
-    tao__timer_t ka;     /* idle, read and heartbeat checks (keepalive.c) */
-    uint64_t last_rx;       /* a byte arrived */
-    uint64_t last_out;      /* the peer took bytes of a waiting output queue */
-    uint64_t last_tx;       /* we last sent (heartbeats) */
-    uint64_t partial_since; /* reading, and waiting for the rest of a frame */
+    tao__timer_t linger;        /* close: its deadline, then the bounded wait for a FIN */
+    tao__timer_t ka;            /* idle, read and heartbeat checks (keepalive.c) */
+    uint64_t last_rx;           /* a byte arrived */
+    uint64_t last_out;          /* the peer took bytes of a waiting output queue */
+    uint64_t last_tx;           /* we last sent (heartbeats) */
+    uint64_t partial_since;     /* reading, and waiting for the rest of a frame */
     tao__utimer_t *timers;      /* user timers, cancelled on close */
     struct tao__cstate *client; /* client connection state, when a client */
     struct tao__tls *tls;       /* TLS state, when the endpoint has TLS */
@@ -352,14 +352,20 @@ struct tao__loop {
 
     /* Who holds each receive buffer: see bufring.c, the one place that
      * returns a buffer to the ring. */
-    uint16_t *buf_refs;  /* holders: the receive, plus each lending chunk */
-    uint8_t *buf_state;  /* in the ring, held, or held and lent */
-    unsigned bufs_lent;  /* buffers with a lender among their holders */
+    uint16_t *buf_refs;       /* holders: the receive, plus each lending chunk */
+    uint8_t *buf_state;       /* in the ring, held, or held and lent */
+    unsigned bufs_lent;       /* buffers with a lender among their holders */
     const uint8_t *recv_base; /* the buffer being decoded now, or NULL */
     uint16_t recv_bid;
 
     bool stopping;
     tao__timer_t stop_deadline;
+
+    /* Completions moved out of a full CQ so that a submit could go on;
+     * dispatched before the ring's next ones (loop.c). */
+    struct io_uring_cqe *parked;
+    unsigned nparked, parked_cap;
+    unsigned submit_pause_ms; /* backoff after failed submits; 0 when fine */
 
     tao__counters_t stats;
 };

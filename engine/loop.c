@@ -16,6 +16,8 @@
 
 #include "engine/compat.h"
 #include "engine/engine.h"
+#include "engine/uring_why.h"
+#include "engine/fault.h"
 
 uint64_t tao__now_ms(void)
 {
@@ -24,12 +26,76 @@ uint64_t tao__now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* An SQE, submitting first when the queue is full: callers never see NULL. */
+/* ---- submitting --------------------------------------------------------------
+ * Callers of tao__sqe never see NULL: a full submission queue is submitted
+ * first. A submit can fail: -EBUSY when the completion queue is full and
+ * the kernel holds completions back, -EAGAIN when it is short of memory.
+ * Then the waiting completions are moved aside (parked) to make room, and
+ * the submit is retried. The loop itself takes every batch of completions
+ * the same way, out of the ring and into the parked array, before it
+ * dispatches one: so a handler that submits, and parks, in the middle of
+ * a batch never sees the ring's head move under it. Any other
+ * failure is logged, and retried after a pause that grows to 100 ms, so a
+ * persistent one neither spins a core nor drops an operation. */
+
+/* Copy the completions waiting in the ring aside (as many as fit); returns
+ * how many. */
+static unsigned park_cqes(tao__loop_t *loop)
+{
+    unsigned head, n = 0;
+    struct io_uring_cqe *cqe;
+    unsigned ready = io_uring_cq_ready(&loop->ring);
+    if (loop->nparked + ready > loop->parked_cap) {
+        unsigned cap = (loop->nparked + ready) * 2;
+        struct io_uring_cqe *p = tao__realloc(loop->parked, cap * sizeof *p);
+        if (p) {
+            loop->parked = p;
+            loop->parked_cap = cap;
+        }
+    }
+    io_uring_for_each_cqe(&loop->ring, head, cqe)
+    {
+        if (loop->nparked == loop->parked_cap)
+            break;
+        loop->parked[loop->nparked++] = *cqe;
+        n++;
+    }
+    io_uring_cq_advance(&loop->ring, n);
+    return n;
+}
+
+static void submit_failed(tao__loop_t *loop, int rc)
+{
+    if (rc == -EINTR || rc == -ETIME)
+        return;
+    if ((rc == -EBUSY || rc == -EAGAIN) && park_cqes(loop))
+        return;
+    unsigned ms = loop->submit_pause_ms ? loop->submit_pause_ms : 1;
+    if ((ms & (ms - 1)) == 0) /* 1, 2, 4, ... ms: a line now and then, not a flood */
+        tao__log(TAO_LOG_ERROR, "loop %u: io_uring submit failed: %s; retrying in %u ms", loop->idx,
+                 tao_strerror(rc), ms);
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    loop->submit_pause_ms = ms >= 100 ? 100 : ms + 1;
+}
+
+static int submit(tao__loop_t *loop, bool wait)
+{
+    int rc = tao__fault(TAO_FAULT_SUBMIT) ? -EBUSY
+             : wait                       ? io_uring_submit_and_wait(&loop->ring, 1)
+                                          : io_uring_submit(&loop->ring);
+    if (rc < 0)
+        submit_failed(loop, rc);
+    else
+        loop->submit_pause_ms = 0;
+    return rc;
+}
+
 struct io_uring_sqe *tao__sqe(tao__loop_t *loop)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+    struct io_uring_sqe *sqe = tao__fault(TAO_FAULT_SQ_FULL) ? NULL : io_uring_get_sqe(&loop->ring);
     while (!sqe) {
-        io_uring_submit(&loop->ring);
+        submit(loop, false);
         sqe = io_uring_get_sqe(&loop->ring);
     }
     return sqe;
@@ -41,18 +107,6 @@ void tao__sqe_op(struct io_uring_sqe *sqe, tao__op_t *op)
 }
 
 /* ---- ring setup --------------------------------------------------------- */
-
-static const char *uring_hint(int err)
-{
-    if (err == -EPERM)
-        return "io_uring is blocked (a seccomp profile such as Docker's default, or "
-               "sysctl kernel.io_uring_disabled=2): allow io_uring_setup in the seccomp "
-               "profile or set kernel.io_uring_disabled=0";
-    if (err == -ENOSYS)
-        return "the kernel was built without io_uring (CONFIG_IO_URING): use a kernel "
-               "that has it";
-    return "io_uring_queue_init failed";
-}
 
 /* Ask for the cheapest task-running mode first and step down where the
  * kernel refuses a flag, so older kernels still work. */
@@ -78,11 +132,18 @@ static int ring_setup(tao__loop_t *loop, unsigned entries)
             break;
     }
     if (rc < 0) {
-        tao__log(TAO_LOG_ERROR, "loop %u: %s (%s)", loop->idx, uring_hint(rc), strerror(-rc));
+        tao__log(TAO_LOG_ERROR, "loop %u: %s (%s)", loop->idx, tao__uring_why(rc), strerror(-rc));
         return rc;
     }
     /* Saves a file-table lookup on every io_uring_enter. */
     io_uring_register_ring_fd(&loop->ring);
+    /* Room for a whole completion queue, so a batch always fits. */
+    loop->parked_cap = loop->ring.cq.ring_entries;
+    loop->parked = tao__calloc(loop->parked_cap, sizeof *loop->parked);
+    if (!loop->parked) {
+        io_uring_queue_exit(&loop->ring);
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -95,10 +156,10 @@ static void zc_setup(tao__loop_t *loop)
     size_t total = (size_t)rt->zc_count * rt->zc_size;
     if (!total)
         return;
-    loop->zc_mem = aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
-    loop->zc_free = calloc(rt->zc_count, sizeof *loop->zc_free);
-    loop->zc_refs = calloc(rt->zc_count, sizeof *loop->zc_refs);
-    struct iovec *iov = calloc(rt->zc_count, sizeof *iov);
+    loop->zc_mem = tao__aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
+    loop->zc_free = tao__calloc(rt->zc_count, sizeof *loop->zc_free);
+    loop->zc_refs = tao__calloc(rt->zc_count, sizeof *loop->zc_refs);
+    struct iovec *iov = tao__calloc(rt->zc_count, sizeof *iov);
     int rc = -ENOMEM;
     if (loop->zc_mem && loop->zc_free && loop->zc_refs && iov) {
         for (unsigned i = 0; i < rt->zc_count; i++) {
@@ -145,7 +206,7 @@ int tao__loop_init(tao__loop_t *loop, tao__runtime_t *rt, unsigned idx)
     if (loop->wake_fd < 0)
         return -errno;
     if (rt->nworkers) {
-        loop->to_worker = calloc(rt->nworkers, sizeof *loop->to_worker);
+        loop->to_worker = tao__calloc(rt->nworkers, sizeof *loop->to_worker);
         if (!loop->to_worker)
             return -ENOMEM;
     }
@@ -178,6 +239,8 @@ void tao__loop_deinit(tao__loop_t *loop)
         discard(it);
     }
     loop->inbox.head = loop->inbox.tail = NULL;
+    free(loop->parked);
+    loop->parked = NULL;
     free(loop->to_worker);
     loop->to_worker = NULL;
     pthread_mutex_destroy(&loop->inbox_lock);
@@ -531,26 +594,23 @@ void *tao__loop_main(void *arg)
     after_batch(loop);
 
     while (!(loop->stopping && loop->nconns == 0 && !loop->accept_armed)) {
-        struct io_uring_cqe *cqe;
-        unsigned head, n = 0;
         /* Announce the sleep, then look at the inbox once more: a poster
          * either sees the flag and wakes us, or we see its item. */
         atomic_store(&loop->sleeping, true);
-        if (inbox_empty(loop) && !(loop->nobufs && loop->bufs_avail))
-            io_uring_submit_and_wait(&loop->ring, 1);
-        else
-            io_uring_submit(&loop->ring);
+        submit(loop, inbox_empty(loop) && !(loop->nobufs && loop->bufs_avail) && !loop->nparked);
         atomic_store(&loop->sleeping, false);
         /* The completions below stamp connections with loop->now (last
          * receive, start of a partial frame): it must be the time they
          * came, not the time the loop went to sleep. */
         loop->now = tao__now_ms();
-        io_uring_for_each_cqe(&loop->ring, head, cqe)
-        {
-            dispatch(loop, cqe);
-            n++;
+        /* The batch, in order: what submits parked earlier, then the
+         * ring's. Dispatching may park more; they join this batch. */
+        park_cqes(loop);
+        for (unsigned i = 0; i < loop->nparked; i++) {
+            struct io_uring_cqe cqe = loop->parked[i];
+            dispatch(loop, &cqe);
         }
-        io_uring_cq_advance(&loop->ring, n);
+        loop->nparked = 0;
         after_batch(loop);
     }
     while (loop->nobufs) { /* only finished connections can be left here */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/fault.h"
 
 #define CHUNK_MIN 4096
 
@@ -60,7 +61,7 @@ void tao__outq_append(tao__outq_t *q, tao__chunk_t *k)
 
 static tao__chunk_t *chunk_new(size_t cap)
 {
-    tao__chunk_t *k = malloc(sizeof *k + cap);
+    tao__chunk_t *k = tao__malloc(sizeof *k + cap);
     if (!k)
         return NULL;
     memset(k, 0, sizeof *k);
@@ -218,12 +219,27 @@ static int gather(const tao__outq_t *q, struct iovec *iov)
     return n;
 }
 
+/* Fault injection: keep the first few bytes only, as a short send would
+ * (1 to 64 of them, varied so frame boundaries fall everywhere). */
+static int shorten(struct iovec *iov, int n)
+{
+    static _Thread_local unsigned seq;
+    size_t left = 1 + (seq++ * 7919u) % 64;
+    int i = 0;
+    for (; i < n && left; i++) {
+        if (iov[i].iov_len > left)
+            iov[i].iov_len = left;
+        left -= iov[i].iov_len;
+    }
+    return i;
+}
+
 static tao__sendctx_t *ctx_get(tao__loop_t *loop, tao_conn_t *c)
 {
     tao__sendctx_t *ctx = loop->free_ctx;
     if (ctx)
         loop->free_ctx = ctx->next_free;
-    else if (!(ctx = malloc(sizeof *ctx)))
+    else if (!(ctx = tao__malloc(sizeof *ctx)))
         return NULL;
     ctx->op = (tao__op_t){.kind = OP_SEND};
     ctx->conn = c;
@@ -304,7 +320,10 @@ void tao__conn_flush(tao_conn_t *c)
     } else {
         memset(&ctx->msg, 0, sizeof ctx->msg);
         ctx->msg.msg_iov = ctx->iov;
-        ctx->msg.msg_iovlen = (size_t)gather(&c->out, ctx->iov);
+        int n = gather(&c->out, ctx->iov);
+        if (tao__fault(TAO_FAULT_SHORT_SEND))
+            n = shorten(ctx->iov, n);
+        ctx->msg.msg_iovlen = (size_t)n;
         struct io_uring_sqe *sqe = tao__sqe(loop);
         if (ctx->msg.msg_iovlen == 1)
             io_uring_prep_send(sqe, c->fd, ctx->iov[0].iov_base, ctx->iov[0].iov_len, MSG_NOSIGNAL);

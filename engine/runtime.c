@@ -12,13 +12,14 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/fault.h"
 
 __thread tao__loop_t *tao__tls_loop;
 __thread tao__worker_t *tao__tls_worker;
 
 tao__item_t *tao__item_new(uint8_t kind, tao_conn_t *conn, size_t extra)
 {
-    tao__item_t *it = malloc(sizeof *it + extra);
+    tao__item_t *it = tao__malloc(sizeof *it + extra);
     if (!it)
         return NULL;
     it->next = NULL;
@@ -86,8 +87,8 @@ int tao__runtime_init(tao__runtime_t *rt, unsigned loops, unsigned workers, unsi
     pthread_mutex_init(&rt->lock, NULL);
     pthread_cond_init(&rt->cond, NULL);
     pthread_mutex_init(&rt->tlock, NULL);
-    rt->loops = calloc(loops, sizeof *rt->loops);
-    rt->workers = calloc(workers ? workers : 1, sizeof *rt->workers);
+    rt->loops = tao__calloc(loops, sizeof *rt->loops);
+    rt->workers = tao__calloc(workers ? workers : 1, sizeof *rt->workers);
     if (!rt->loops || !rt->workers)
         return -ENOMEM;
     for (unsigned i = 0; i < loops; i++) {
@@ -101,7 +102,7 @@ int tao__runtime_init(tao__runtime_t *rt, unsigned loops, unsigned workers, unsi
         w->idx = i;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cond, NULL);
-        w->to_loop = calloc(loops, sizeof *w->to_loop);
+        w->to_loop = tao__calloc(loops, sizeof *w->to_loop);
         if (!w->to_loop)
             return -ENOMEM;
     }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/fault.h"
 
 static unsigned cpus(void)
 {
@@ -55,7 +56,7 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
 {
     static const tao_server_config_t zero;
     *out = NULL; /* a failed create leaves nothing to destroy */
-    tao_server_t *srv = calloc(1, sizeof *srv);
+    tao_server_t *srv = tao__calloc(1, sizeof *srv);
     if (!srv)
         return -ENOMEM;
     int rc = apply_defaults(srv, cfg ? cfg : &zero);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "engine/engine.h"
+#include "engine/fault.h"
 
 TAO_API uint64_t tao_now_ms(void)
 {
@@ -32,7 +33,7 @@ static uint64_t now_ceil(void)
 static int map_grow(tao__runtime_t *rt)
 {
     size_t cap = rt->tmap_cap ? rt->tmap_cap * 2 : 256;
-    tao__utimer_t **m = calloc(cap, sizeof *m);
+    tao__utimer_t **m = tao__calloc(cap, sizeof *m);
     if (!m)
         return -ENOMEM;
     for (size_t i = 0; i < rt->tmap_cap; i++) {
@@ -238,7 +239,7 @@ int64_t tao__timer_add(tao__runtime_t *rt, tao__loop_t *loop, tao_conn_t *conn, 
     if (atomic_load(&rt->state) != 1 || atomic_load(&rt->stop_requested) ||
         (conn && atomic_load(&conn->closing)))
         return -ESHUTDOWN;
-    tao__utimer_t *t = calloc(1, sizeof *t);
+    tao__utimer_t *t = tao__calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
     t->loop = loop;

@@ -12,6 +12,7 @@
 
 #include "engine/engine.h"
 #include "engine/tls.h"
+#include "engine/fault.h"
 
 #ifndef TAO_WITH_TLS
 
@@ -247,7 +248,7 @@ int tao__tls_ctx_create(const tao_tls_config_t *cfg, bool server, tao__tls_ctx_t
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_once);
 
-    tao__tls_ctx_t *t = calloc(1, sizeof *t);
+    tao__tls_ctx_t *t = tao__calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
     t->server = server;
@@ -320,7 +321,7 @@ static void handshake(tao_conn_t *c);
 int tao__tls_begin(tao_conn_t *c)
 {
     tao__tls_ctx_t *x = c->ep->tls;
-    struct tao__tls *t = calloc(1, sizeof *t);
+    struct tao__tls *t = tao__calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
     t->ssl = wolfSSL_new(x->ctx);
@@ -402,7 +403,7 @@ void tao__tls_input(tao_conn_t *c, const uint8_t *data, size_t len)
         size_t cap = t->in_cap ? t->in_cap : 4096;
         while (cap < t->in_len - t->in_off + len)
             cap *= 2;
-        uint8_t *p = malloc(cap);
+        uint8_t *p = tao__malloc(cap);
         if (!p) {
             tao__conn_error(c, -ENOMEM, "TLS input");
             tao__conn_abort_local(c);

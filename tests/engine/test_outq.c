@@ -511,8 +511,8 @@ static void test_abort_after_lent_echo_crosses_nothing(void **state)
     t_pipeline(tao_server_port(srv), INNOCENTS, T_ECHO, INNOCENT_FRAMES, size_4k, 4096, 120000);
     atomic_store(&a.stop, true);
     pthread_join(th, NULL);
-    print_message("%u aborted connections beside %u x %u checked echoes\n",
-                  atomic_load(&a.rounds), INNOCENTS, INNOCENT_FRAMES);
+    print_message("%u aborted connections beside %u x %u checked echoes\n", atomic_load(&a.rounds),
+                  INNOCENTS, INNOCENT_FRAMES);
     assert_int_equal(atomic_load(&a.failures), 0);
     assert_true(atomic_load(&a.rounds) >= 10);
     assert_int_equal(atomic_load(&echo_errors), 0);

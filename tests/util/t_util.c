@@ -1,6 +1,8 @@
 /* Shared test helpers. */
 #include "util/t_util.h"
 
+#include "engine/uring_why.h"
+
 #include <errno.h>
 #include <liburing.h>
 #include <stdio.h>
@@ -16,11 +18,7 @@ void t_require_io_uring(void)
         io_uring_queue_exit(&ring);
         return;
     }
-    fprintf(stderr, "SKIP: io_uring unavailable (%s): %s\n", strerror(-rc),
-            rc == -EPERM ? "blocked by seccomp or kernel.io_uring_disabled; allow it "
-                           "(sysctl kernel.io_uring_disabled=0, or a seccomp profile that "
-                           "permits io_uring_setup)"
-                         : "kernel built without io_uring");
+    fprintf(stderr, "SKIP: io_uring unavailable (%s): %s\n", strerror(-rc), tao__uring_why(rc));
     exit(77);
 }
 
