@@ -11,6 +11,6 @@ if(TARGET tao-echo-server)
                  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_examples.sh ${case}
                          ${tao_example_programs})
         set_tests_properties(examples/${case} PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
-                             LABELS examples)
+                             LABELS examples ENVIRONMENT "TAO_SANITIZE=${TAO_SANITIZE}")
     endforeach()
 endif()
