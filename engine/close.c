@@ -134,7 +134,9 @@ void tao__conn_close_local(tao_conn_t *c, bool from_worker)
     c->flags &= ~(uint32_t)(C_PAUSED | C_WPAUSED | C_FENCING);
     atomic_store(&c->closing, true);
     tao__wheel_cancel(&c->loop->wheel, &c->ka);
-    tao__wheel_add(&c->loop->wheel, &c->linger, c->loop->now + c->ep->close_ms, 0);
+    /* A stop has its own deadline, which may be longer (loop.c). */
+    if (!(c->flags & C_DRAIN))
+        tao__wheel_add(&c->loop->wheel, &c->linger, c->loop->now + c->ep->close_ms, 0);
     if (c->tls)
         tao__tls_shutdown(c); /* close_notify, behind the queued replies */
     tao__conn_mark_dirty(c);

@@ -446,7 +446,9 @@ static void test_eagain_then_writable_workers(void **state)
 /* ---- an abort after an echo that lent the receive buffer -------------------- */
 
 #define INNOCENTS 16
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_THREAD__)
+#define INNOCENT_FRAMES 600
+#elif defined(__SANITIZE_ADDRESS__)
 #define INNOCENT_FRAMES 3000
 #else
 #define INNOCENT_FRAMES 20000
