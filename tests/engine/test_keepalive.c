@@ -144,16 +144,25 @@ static void idle_silent_closed(void **state)
     stop(srv);
 }
 
+/* A client that keeps talking stays open for 2.5 idle timeouts. Its pings
+ * come every 20 ms against a 600 ms timeout, so only a stall of over half
+ * a second in this thread could make it look idle, while a connection that
+ * traffic did not keep open would be closed 600 ms in. */
 static void idle_talker_stays(void **state)
 {
-    tao_server_t *srv = start(100, 0, 0);
+    tao_server_t *srv = start(600, 0, 0);
     int fd = t_connect(tao_server_port(srv));
-    uint64_t end = t_now_ms() + 400;
-    while (t_now_ms() < end) {
+    uint64_t t0 = t_now_ms(), last = t0, longest = 0;
+    while (t_now_ms() - t0 < 1500) {
+        uint64_t now = t_now_ms();
+        if (now - last > longest)
+            longest = now - last;
+        last = now;
         t_send_frame(fd, T_ECHO, "ping", 4);
         expect(fd, T_ECHO, "ping", 4);
-        sleep_ms(30);
+        sleep_ms(20);
     }
+    print_message("longest pause between pings: %llu ms\n", (unsigned long long)longest);
     expect_open(fd);
     assert_int_equal(atomic_load(&timeouts_seen), 0);
     close(fd);
@@ -211,23 +220,27 @@ static void read_half_header_closed(void **state)
     stop(srv);
 }
 
+/* Whole frames 600 ms apart under a 500 ms read timeout are not slow: the
+ * clock runs only while a frame is unfinished. The parts of a split frame
+ * come 20 ms apart, so only a stall of nearly half a second in this thread
+ * could make the frame look slow on a loaded machine. */
 static void read_slow_whole_frames_stay(void **state)
 {
-    tao_server_t *srv = start(0, 100, 0);
+    tao_server_t *srv = start(0, 500, 0);
     int fd = t_connect(tao_server_port(srv));
     uint8_t frame[8 + 10];
     size_t n = t_tlv(frame, T_ECHO, "0123456789", 10);
-    for (int i = 0; i < 4; i++) {
-        sleep_ms(150);
+    for (int i = 0; i < 2; i++) {
+        sleep_ms(600);
         t_write_all(fd, frame, n);
         expect(fd, T_ECHO, "0123456789", 10);
     }
-    /* After a long pause, a frame in two parts 30 ms apart: its read
+    /* After a long pause, a frame in two parts 20 ms apart: its read
      * timeout starts with its first byte, not with the previous frame. */
-    for (int i = 0; i < 3; i++) {
-        sleep_ms(150);
+    for (int i = 0; i < 2; i++) {
+        sleep_ms(600);
         t_write_all(fd, frame, 6);
-        sleep_ms(30);
+        sleep_ms(20);
         t_write_all(fd, frame + 6, n - 6);
         expect(fd, T_ECHO, "0123456789", 10);
     }
@@ -280,21 +293,23 @@ static void heartbeats_to_silent_client(void **state)
     stop(srv);
 }
 
-/* A client answering every heartbeat with one stays open for 1 s under a
- * 300 ms idle timeout; a silent one beside it is closed by that timeout,
- * heartbeats notwithstanding. */
+/* A client answering every heartbeat with one stays open for 1.5 s, 2.5
+ * times the 600 ms idle timeout; a silent one beside it is closed by that
+ * timeout, heartbeats notwithstanding, and no sooner. Heartbeats every
+ * 50 ms leave the talker a wide margin on a loaded machine, and the test
+ * waits (up to 10 s) for the silent one's close however late it comes. */
 static void heartbeat_answers_keep_alive(void **state)
 {
-    tao_server_t *srv = start(300, 0, 50);
+    tao_server_t *srv = start(600, 0, 50);
     uint64_t t0 = t_now_ms();
     int silent = t_connect(tao_server_port(srv));
     int talker = t_connect(tao_server_port(srv));
-    uint64_t silent_closed = 0;
+    uint64_t silent_closed = 0, last_answer = t0, longest = 0;
     int answered = 0;
     uint8_t rx[4096];
     size_t rx_len = 0;
 
-    while (t_now_ms() - t0 < 1000) {
+    while (t_now_ms() - t0 < 1500 || (!silent_closed && t_now_ms() - t0 < 10000)) {
         struct pollfd pfd[2] = {{.fd = talker, .events = POLLIN},
                                 {.fd = silent_closed ? -1 : silent, .events = POLLIN}};
         assert_true(poll(pfd, 2, 10) >= 0);
@@ -316,15 +331,20 @@ static void heartbeat_answers_keep_alive(void **state)
             tao_heartbeat_encode(realtime_ns(), reply);
             t_send_frame(talker, TAO_MSG_HEARTBEAT, reply, sizeof reply);
             answered++;
+            uint64_t now = t_now_ms();
+            if (now - last_answer > longest)
+                longest = now - last_answer;
+            last_answer = now;
             rx_len -= 8 + TAO_HEARTBEAT_LEN;
             memmove(rx, rx + 8 + TAO_HEARTBEAT_LEN, rx_len);
         }
     }
-    print_message("talker answered %d heartbeats; silent closed after %llu ms\n", answered,
-                  (unsigned long long)(silent_closed - t0));
+    print_message("talker answered %d heartbeats (at most %llu ms apart); silent closed after "
+                  "%llu ms\n",
+                  answered, (unsigned long long)longest, (unsigned long long)(silent_closed - t0));
     assert_true(answered >= 5);
     assert_true(silent_closed != 0);
-    assert_true(silent_closed - t0 >= 300);
+    assert_true(silent_closed - t0 >= 600);
     expect_open(talker);
     assert_int_equal(atomic_load(&timeouts_seen), 1);
     close(talker);
