@@ -163,7 +163,9 @@ TAO_API int tao_server_run(tao_server_t *srv);
  * nothing unread in its socket, no frame waiting behind back-pressure or
  * started; then it closes with a FIN. A connection still busy at the
  * deadline, or one whose peer sends more after its close began, is aborted
- * (RST), so its peer can tell that replies are missing. */
+ * (RST), so its peer can tell that replies are missing. Connections the
+ * kernel completed but the server had not yet accepted when the stop
+ * closed its listeners are reset by the kernel. */
 TAO_API void tao_server_stop(tao_server_t *srv, unsigned deadline_ms);
 
 /* Block until a started server has stopped (after tao_server_stop). Not from

@@ -244,10 +244,11 @@ static void run_backpressure(int workers)
     print_message("server queue peaked at %llu bytes\n", (unsigned long long)max_queued);
     /* Bounded: the high watermark, plus the one frame that crossed it; with
      * workers, plus the replies to what was already on its way to the
-     * worker when reading paused (up to another high watermark). */
+     * worker when reading paused (up to another high watermark, and the
+     * frame that crossed that one). */
     size_t bound = BP_HIGH + HDR + MAX_PAYLOAD + 4096;
     if (workers > 0)
-        bound += BP_HIGH;
+        bound += BP_HIGH + HDR + MAX_PAYLOAD;
     assert_true(max_queued <= bound);
 
     /* Still open and still serving. */
