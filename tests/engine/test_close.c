@@ -25,7 +25,6 @@
 #define T_FLOOD_CLOSE 2
 #define FLOOD_LEN 65536
 
-static int mode_workers;
 static atomic_int closes, timeouts, other_errors;
 
 static void on_echo(tao_conn_t *c, const tao_msg_t *m)
@@ -61,7 +60,7 @@ static tao_server_t *start(tao_server_config_t *cfg)
     atomic_store(&closes, 0);
     atomic_store(&timeouts, 0);
     atomic_store(&other_errors, 0);
-    cfg->workers = mode_workers;
+    cfg->workers = t_workers;
     cfg->loops = 1;
     cfg->on_close = on_close;
     cfg->on_error = on_error;
@@ -160,31 +159,13 @@ static void idle_non_reader_released(void **state)
     assert_int_equal(atomic_load(&other_errors), 0);
 }
 
-static int with_workers(void **state)
-{
-    mode_workers = 2;
-    return 0;
-}
-
-static int inline_mode(void **state)
-{
-    mode_workers = TAO_WORKERS_INLINE;
-    return 0;
-}
-
-#define IN_MODE(fn, setup, mode)                                                                   \
-    {                                                                                              \
-        .name = #fn "/" mode, .test_func = fn, .setup_func = setup                                 \
-    }
-#define BOTH(fn) IN_MODE(fn, with_workers, "workers"), IN_MODE(fn, inline_mode, "inline")
-
 int main(void)
 {
     t_require_io_uring();
     const struct CMUnitTest tests[] = {
-        BOTH(close_deadline_aborts_non_reader),
-        BOTH(close_read_in_time_ends_with_fin),
-        BOTH(idle_non_reader_released),
+        T_BOTH(close_deadline_aborts_non_reader),
+        T_BOTH(close_read_in_time_ends_with_fin),
+        T_BOTH(idle_non_reader_released),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,14 +50,13 @@ static void on_error(tao_server_t *srv, tao_conn_t *c, int err, const char *what
         atomic_fetch_add(&other_errors, 1);
 }
 
-static int mode_workers; /* the mode of the test running now */
 
 static tao_server_t *start(unsigned idle_ms, unsigned read_ms, unsigned heartbeat_ms)
 {
     atomic_store(&timeouts_seen, 0);
     atomic_store(&other_errors, 0);
     tao_server_config_t cfg = {
-        .workers = mode_workers,
+        .workers = t_workers,
         .idle_timeout_ms = idle_ms,
         .read_timeout_ms = read_ms,
         .heartbeat_ms = heartbeat_ms,
@@ -459,35 +458,16 @@ static void paused_idle_timeout_reply_or_reset(void **state)
     stop(srv);
 }
 
-static int with_workers(void **state)
-{
-    mode_workers = 2;
-    return 0;
-}
-
-static int inline_mode(void **state)
-{
-    mode_workers = TAO_WORKERS_INLINE;
-    return 0;
-}
-
-/* Each test twice: a timeout closes through the worker, or inline. */
-#define IN_MODE(fn, setup, mode)                                                                   \
-    {                                                                                              \
-        .name = #fn "/" mode, .test_func = fn, .setup_func = setup                                 \
-    }
-#define BOTH(fn) IN_MODE(fn, with_workers, "workers"), IN_MODE(fn, inline_mode, "inline")
-
 int main(void)
 {
     t_require_io_uring();
     const struct CMUnitTest tests[] = {
-        BOTH(idle_silent_closed),           BOTH(idle_talker_stays),
-        BOTH(idle_counts_from_last_frame),  BOTH(read_half_header_closed),
-        BOTH(read_slow_whole_frames_stay),  BOTH(heartbeats_to_silent_client),
-        BOTH(heartbeat_answers_keep_alive),
-        BOTH(paused_read_timeout_every_reply),
-        BOTH(paused_idle_timeout_reply_or_reset),
+        T_BOTH(idle_silent_closed),           T_BOTH(idle_talker_stays),
+        T_BOTH(idle_counts_from_last_frame),  T_BOTH(read_half_header_closed),
+        T_BOTH(read_slow_whole_frames_stay),  T_BOTH(heartbeats_to_silent_client),
+        T_BOTH(heartbeat_answers_keep_alive),
+        T_BOTH(paused_read_timeout_every_reply),
+        T_BOTH(paused_idle_timeout_reply_or_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,8 +41,6 @@
 #define T_STASH 15    /* remember this connection for the test thread */
 #define T_BYE 16      /* close, then try to arm a timer: -ESHUTDOWN */
 
-static int mode_workers; /* the mode of the test running now */
-
 static void sleep_ms(unsigned ms)
 {
     usleep(ms * 1000u);
@@ -353,7 +351,7 @@ static void on_close(tao_conn_t *c)
 static tao_server_t *start(tao_server_config_t *cfg)
 {
     memset(&cs, 0, sizeof cs);
-    cfg->workers = mode_workers;
+    cfg->workers = t_workers;
     cfg->on_close = on_close;
     tao_server_t *srv = t_server_create(cfg);
     assert_int_equal(tao_server_handle(srv, T_AFTER, on_after, NULL, NULL), 0);
@@ -578,35 +576,14 @@ static void many_timers(void **state)
     free(m);
 }
 
-/* ---- both modes -------------------------------------------------------------- */
-
-static int with_workers(void **state)
-{
-    mode_workers = 2;
-    return 0;
-}
-
-static int inline_mode(void **state)
-{
-    mode_workers = TAO_WORKERS_INLINE;
-    return 0;
-}
-
-/* Each test twice, named after its mode. */
-#define IN_MODE(fn, setup, mode)                                                                   \
-    {                                                                                              \
-        .name = #fn "/" mode, .test_func = fn, .setup_func = setup                                 \
-    }
-#define BOTH(fn) IN_MODE(fn, with_workers, "workers"), IN_MODE(fn, inline_mode, "inline")
-
 int main(void)
 {
     t_require_io_uring();
     const struct CMUnitTest tests[] = {
-        BOTH(one_shots),          BOTH(repeating),
-        BOTH(conn_after),         BOTH(conn_every_stops_at_close),
-        BOTH(added_from_threads), BOTH(refused_when_closing),
-        BOTH(many_timers),
+        T_BOTH(one_shots),          T_BOTH(repeating),
+        T_BOTH(conn_after),         T_BOTH(conn_every_stops_at_close),
+        T_BOTH(added_from_threads), T_BOTH(refused_when_closing),
+        T_BOTH(many_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -337,3 +337,17 @@ void t_pipeline(int port, unsigned n, int32_t type, uint32_t frames, t_size_fn s
     free(pfd);
     free(st);
 }
+
+int t_workers;
+
+int t_setup_workers(void **state)
+{
+    t_workers = 2;
+    return 0;
+}
+
+int t_setup_inline(void **state)
+{
+    t_workers = TAO_WORKERS_INLINE;
+    return 0;
+}

@@ -100,4 +100,17 @@ bool t_stream_done(const t_stream_t *s);
 void t_pipeline(int port, unsigned n, int32_t type, uint32_t frames, t_size_fn size,
                 size_t max_payload, int timeout_ms);
 
+/* ---- each test in both handler modes -------------------------------------
+ * T_BOTH(fn) registers fn twice, as "fn/workers" (2 worker threads) and
+ * "fn/inline"; the test reads the mode from t_workers for its config. */
+extern int t_workers;
+int t_setup_workers(void **state);
+int t_setup_inline(void **state);
+#define T_IN_MODE(fn, setup, mode)                                                                 \
+    {                                                                                              \
+        .name = #fn "/" mode, .test_func = fn, .setup_func = setup                                 \
+    }
+#define T_BOTH(fn)                                                                                 \
+    T_IN_MODE(fn, t_setup_workers, "workers"), T_IN_MODE(fn, t_setup_inline, "inline")
+
 #endif
