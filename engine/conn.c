@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -24,6 +25,13 @@ void tao__conn_error(tao_conn_t *c, int err, const char *what)
              tao_strerror(err));
     if (c->ep->on_error)
         c->ep->on_error(c->ep, c, err, what);
+}
+
+/* The peer sent bytes that wait in the socket, not yet received. */
+bool tao__conn_unread(const tao_conn_t *c)
+{
+    int n = 0;
+    return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 void tao__conn_ref(tao_conn_t *c)

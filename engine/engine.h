@@ -471,6 +471,7 @@ void tao__conn_reset(tao_conn_t *c);
 void tao__conn_start(tao_conn_t *c);
 void tao__conn_ready(tao_conn_t *c);
 void tao__conn_input(tao_conn_t *c, const uint8_t *buf, size_t len);
+bool tao__conn_unread(const tao_conn_t *c);
 void tao__conn_ref(tao_conn_t *c);
 void tao__conn_unref(tao_conn_t *c);
 void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe);

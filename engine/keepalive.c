@@ -23,7 +23,6 @@
  * (a long batch on a starved machine), not the peer, and the check comes
  * again shortly. */
 #include <errno.h>
-#include <sys/ioctl.h>
 #include <time.h>
 
 #include "engine/engine.h"
@@ -84,12 +83,9 @@ static bool owes_peer(const tao_conn_t *c)
 /* The peer sent bytes this loop has not read yet. */
 static bool loop_behind(const tao_conn_t *c)
 {
-    int n = 0;
     if (c->flags & (C_PAUSED | C_WPAUSED))
         return false; /* not reading: the bytes wait for us on purpose */
-    if (io_uring_cq_ready(&c->loop->ring))
-        return true;
-    return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+    return io_uring_cq_ready(&c->loop->ring) || tao__conn_unread(c);
 }
 
 static void timed_out(tao_conn_t *c, const char *what)

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -341,10 +340,9 @@ static void deadline_fire(tao__timer_t *t, uint64_t now)
  * (conn.c). */
 static bool quiet(const tao_conn_t *c)
 {
-    int n = 0;
     if (c->flags & (C_PAUSED | C_WPAUSED | C_NOBUFS) || c->in_len)
         return false;
-    return (c->flags & C_EOF) || (ioctl(c->fd, FIONREAD, &n) == 0 && n == 0);
+    return (c->flags & C_EOF) || !tao__conn_unread(c);
 }
 
 /* While stopping, after a whole batch: close each draining connection that
