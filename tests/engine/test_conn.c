@@ -334,14 +334,11 @@ static void zero_copy_sends(void **state)
     tao_server_destroy(srv);
 }
 
-/* A peer writes 150,000 requests without reading, then half-closes. Its FIN
- * reaches the server while most requests wait behind back-pressure: every
- * one is still answered, and only then comes the server's FIN. */
-#if defined(__SANITIZE_THREAD__)
-#define HC_REQS 40000
-#else
-#define HC_REQS 150000
-#endif
+/* A peer writes 20,000 requests without reading, then half-closes. Its FIN
+ * reaches the server while requests wait behind back-pressure: every one is
+ * still answered, and only then comes the server's FIN. (1.3 MB: the
+ * socket buffers take it all, so the writer is done before the reads.) */
+#define HC_REQS 20000
 
 static void *write_then_shut(void *arg)
 {
