@@ -7,25 +7,27 @@ set(TAO_SOURCES
     codec/line.c
     codec/registry.c
     engine/timerwheel.c
-)
-list(APPEND TAO_SOURCES
+    engine/idmap.c
     engine/addr.c
-    engine/bufring.c
     engine/uring_why.c
-    engine/loop.c
-    engine/listener.c
-    engine/conn.c
-    engine/keepalive.c
-    engine/close.c
-    engine/outq.c
-    engine/server.c
-)
-list(APPEND TAO_SOURCES
+    engine/mailbox.c
     engine/runtime.c
     engine/worker.c
+    engine/loop.c
+    engine/uring.c
+    engine/bufring.c
+    engine/listener.c
+    engine/conn.c
+    engine/recv.c
+    engine/outq.c
+    engine/send.c
+    engine/plain.c
+    engine/tls_ctx.c
+    engine/tls.c
+    engine/keepalive.c
     engine/timer.c
     engine/endpoint.c
+    engine/server.c
     engine/client.c
-    engine/tls.c
     engine/metrics.c
 )

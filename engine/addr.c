@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine.h"
+#include "engine/addr.h"
 
 static int parse_port(const char *s, uint16_t *port)
 {

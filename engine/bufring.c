@@ -3,7 +3,7 @@
  *
  * The ownership rule, for every path (receive, send, close, abort):
  *
- *   A buffer is either IN the ring (the kernel's, to fill) or HELD. The
+ *   A buffer is either IN the ring (the backend's, to fill) or HELD. The
  *   receive completion the kernel filled it for takes it (tao__buf_take)
  *   and holds it while its bytes are decoded or copied out; each send chunk
  *   that lends its payload from it (outq.c) holds it too, until that chunk
@@ -22,13 +22,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
 
 #include "engine/bufring.h"
-#include "engine/compat.h"
-#include "engine/engine.h"
 #include "engine/fault.h"
+#include "engine/loop.h"
 
 enum { BUF_IN_RING, BUF_HELD, BUF_LENT /* held, with a lender among the holders */ };
 
@@ -36,14 +33,12 @@ static void to_ring(tao__loop_t *loop, unsigned bid)
 {
     loop->buf_state[bid] = BUF_IN_RING;
     loop->bufs_avail++;
-    io_uring_buf_ring_add(loop->br, loop->bufs + (size_t)bid * loop->buf_size, loop->buf_size,
-                          (unsigned short)bid, io_uring_buf_ring_mask(loop->buf_count), 0);
-    io_uring_buf_ring_advance(loop->br, 1);
+    loop->be->give_buf(loop, bid);
 }
 
 int tao__bufs_setup(tao__loop_t *loop)
 {
-    int err = 0;
+    TAO__ON_LOOP(loop);
     size_t total = (size_t)loop->buf_count * loop->buf_size;
 
     loop->bufs = tao__aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
@@ -51,9 +46,6 @@ int tao__bufs_setup(tao__loop_t *loop)
     loop->buf_state = tao__calloc(loop->buf_count, sizeof *loop->buf_state);
     if (!loop->bufs || !loop->buf_refs || !loop->buf_state)
         return -ENOMEM;
-    loop->br = tao__buf_ring_setup(&loop->ring, loop->buf_count, 0, &loop->br_len, &err);
-    if (!loop->br)
-        return err;
     for (unsigned i = 0; i < loop->buf_count; i++)
         to_ring(loop, i);
     return 0;
@@ -61,11 +53,6 @@ int tao__bufs_setup(tao__loop_t *loop)
 
 void tao__bufs_teardown(tao__loop_t *loop)
 {
-    if (loop->br) {
-        io_uring_unregister_buf_ring(&loop->ring, 0);
-        munmap(loop->br, loop->br_len);
-        loop->br = NULL;
-    }
     free(loop->bufs);
     free(loop->buf_refs);
     free(loop->buf_state);
@@ -76,6 +63,7 @@ void tao__bufs_teardown(tao__loop_t *loop)
 
 const uint8_t *tao__buf_take(tao__loop_t *loop, unsigned bid)
 {
+    TAO__ON_LOOP(loop);
     assert(bid < loop->buf_count && loop->buf_state[bid] == BUF_IN_RING);
     loop->buf_state[bid] = BUF_HELD;
     loop->buf_refs[bid] = 1;
@@ -85,6 +73,7 @@ const uint8_t *tao__buf_take(tao__loop_t *loop, unsigned bid)
 
 bool tao__buf_lend(tao__loop_t *loop, unsigned bid)
 {
+    TAO__ON_LOOP(loop);
     assert(loop->buf_state[bid] != BUF_IN_RING && loop->buf_refs[bid] > 0);
     if (loop->buf_state[bid] == BUF_HELD) {
         if (loop->bufs_lent >= loop->buf_count / 2)
@@ -98,6 +87,7 @@ bool tao__buf_lend(tao__loop_t *loop, unsigned bid)
 
 void tao__buf_put(tao__loop_t *loop, unsigned bid)
 {
+    TAO__ON_LOOP(loop);
     assert(loop->buf_state[bid] != BUF_IN_RING && loop->buf_refs[bid] > 0);
     if (--loop->buf_refs[bid])
         return;

@@ -8,7 +8,8 @@
 
 typedef struct tao__loop tao__loop_t;
 
-/* Map, register and fill the ring: every buffer starts in the ring. */
+/* Allocate the buffers and give them all to the backend (after its
+ * setup). */
 int tao__bufs_setup(tao__loop_t *loop);
 void tao__bufs_teardown(tao__loop_t *loop);
 

@@ -13,8 +13,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/addr.h"
+#include "engine/client.h"
+#include "engine/conn.h"
 #include "engine/fault.h"
+#include "engine/log.h"
+#include "engine/loop.h"
+#include "engine/server.h"
+#include "engine/tls.h"
+#include "engine/transport.h"
 
 #define CONNECT_TIMEOUT_MS 10000
 
@@ -53,9 +60,7 @@ static void start_connect(tao_conn_t *c)
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->fd = fd;
-    struct io_uring_sqe *sqe = tao__sqe(loop);
-    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&s->addr, s->addr_len);
-    tao__sqe_op(sqe, &s->connect_op);
+    loop->be->connect(c, &s->connect_op, (struct sockaddr *)&s->addr, s->addr_len);
     s->connecting = true;
     s->timed_out = false;
     unsigned ms = s->cl->cfg.connect_timeout_ms;
@@ -65,6 +70,7 @@ static void start_connect(tao_conn_t *c)
 void tao__client_connect_item(tao_conn_t *c)
 {
     tao__loop_t *loop = c->loop;
+    TAO__ON_LOOP(loop);
     tao__conn_attach(c);
     if (loop->stopping || atomic_load(&cs(c)->user_closed)) {
         c->flags |= C_OFFLINE;
@@ -82,7 +88,7 @@ static void connected(tao_conn_t *c)
     tao__conn_start(c);
 }
 
-void tao__connect_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
+void tao__connect_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
 {
     tao__cstate_t *s = container_of(op, tao__cstate_t, connect_op);
     tao_conn_t *c = (tao_conn_t *)((char *)s - sizeof(tao_conn_t));
@@ -156,12 +162,9 @@ static void timer_fire(tao__timer_t *t, uint64_t now)
         start_connect(c); /* the backoff is over */
         return;
     }
-    /* The connect timed out: cancel it; its completion finishes the job. */
+    /* The connect timed out: cancel it; its outcome finishes the job. */
     s->timed_out = true;
-    struct io_uring_sqe *sqe = tao__sqe(c->loop);
-    io_uring_prep_cancel64(
-        sqe, (uint64_t)(uintptr_t)&s->connect_op | ((uint64_t)s->connect_op.gen << 48), 0);
-    io_uring_sqe_set_data64(sqe, 0);
+    c->loop->be->cancel(c->loop, &s->connect_op);
 }
 
 /* Close or abort while offline: no socket to drain. */
@@ -171,12 +174,9 @@ void tao__client_close_offline(tao_conn_t *c)
     atomic_store(&s->user_closed, true);
     atomic_store(&c->closing, true);
     if (s->connecting) {
-        /* The connect completion sees user_closed and finishes it. */
+        /* The connect's outcome sees user_closed and finishes it. */
         s->timed_out = false;
-        struct io_uring_sqe *sqe = tao__sqe(c->loop);
-        io_uring_prep_cancel64(
-            sqe, (uint64_t)(uintptr_t)&s->connect_op | ((uint64_t)s->connect_op.gen << 48), 0);
-        io_uring_sqe_set_data64(sqe, 0);
+        c->loop->be->cancel(c->loop, &s->connect_op);
         return;
     }
     if (tao__timer_armed(&s->timer)) {
@@ -195,9 +195,6 @@ static int apply_defaults(tao_client_t *cl, const tao_client_config_t *in)
         cfg->loops = 1;
     if (cfg->server && cfg->workers > 0 && cfg->server->rt.nworkers == 0)
         return -EINVAL;
-    int rc = TAO__SHARED_DEFAULTS(cfg);
-    if (rc < 0)
-        return rc;
     if (!cfg->connect_timeout_ms)
         cfg->connect_timeout_ms = CONNECT_TIMEOUT_MS;
     if (!cfg->reconnect_initial_ms)
@@ -206,20 +203,12 @@ static int apply_defaults(tao_client_t *cl, const tao_client_config_t *in)
         cfg->reconnect_max_ms = 30000;
     if (cfg->reconnect_max_ms < cfg->reconnect_initial_ms)
         cfg->reconnect_max_ms = cfg->reconnect_initial_ms;
-    rc = tao__ep_codec(&cl->ep, cfg->codec, cfg->max_frame);
-    cfg->codec = NULL;
-    return rc;
-}
-
-static void endpoint_init(tao_client_t *cl)
-{
-    tao__endpoint_t *ep = &cl->ep;
-    const tao_client_config_t *cfg = &cl->cfg;
-    ep->client = cl;
-    TAO__EP_FROM_CFG(ep, cfg);
+    tao__settings_t set = TAO__SETTINGS_OF(cfg);
     if (cfg->server)
-        ep->zc_threshold = 0; /* a shared server's loops have their own buffers, or none */
-    ep->on_error = client_error;
+        set.zc_threshold = 0; /* a shared server's loops have their own buffers, or none */
+    cfg->codec = NULL;
+    int rc = tao__settings_defaults(&set);
+    return rc < 0 ? rc : tao__ep_init(&cl->ep, &set);
 }
 
 TAO_API int tao_client_create(const tao_client_config_t *cfg, tao_client_t **out)
@@ -229,31 +218,29 @@ TAO_API int tao_client_create(const tao_client_config_t *cfg, tao_client_t **out
     tao_client_t *cl = tao__calloc(1, sizeof *cl);
     if (!cl)
         return -ENOMEM;
+    cl->ep.client = cl;
+    cl->ep.on_error = client_error;
     int rc = apply_defaults(cl, cfg ? cfg : &zero);
-    if (rc == 0)
-        rc = tao__ep_init(&cl->ep, cl->cfg.max_conns);
-    if (rc == 0 && cl->cfg.tls)
+    if (rc == 0 && cl->cfg.tls) {
         rc = tao__tls_ctx_create(cl->cfg.tls, false, &cl->ep.tls);
+        cl->ep.xport = &tao__transport_tls;
+    }
     if (rc == 0 && !cl->cfg.server) {
         unsigned workers = cl->cfg.workers > 0 ? (unsigned)cl->cfg.workers : 0;
-        TAO__RT_ZC(&cl->own, &cl->cfg);
-        rc = tao__runtime_init(&cl->own, cl->cfg.loops, workers, cl->cfg.buf_count,
-                               cl->cfg.buf_size, cl->cfg.no_pin);
+        rc = tao__runtime_init(&cl->own, &cl->ep.set, cl->cfg.loops, workers);
     }
     if (rc < 0) {
         tao_client_destroy(cl);
         return rc;
     }
     cl->rt = cl->cfg.server ? &cl->cfg.server->rt : &cl->own;
-    endpoint_init(cl);
     *out = cl;
     return 0;
 }
-
 TAO_API int tao_client_handle(tao_client_t *cl, int32_t type, tao_handler_cb handler,
                               tao_unmarshal_fn unmarshal, tao_value_free_fn free_value)
 {
-    if (cl->cfg.server ? atomic_load(&cl->ep.nconns) : atomic_load(&cl->own.state) != 0)
+    if (cl->cfg.server ? atomic_load(&cl->ep.nconns) : atomic_load(&cl->own.state) != RT_CREATED)
         return -EBUSY;
     return tao__registry_add(cl->ep.reg, type, handler, unmarshal, free_value);
 }
@@ -261,7 +248,7 @@ TAO_API int tao_client_handle(tao_client_t *cl, int32_t type, tao_handler_cb han
 TAO_API int tao_client_start(tao_client_t *cl)
 {
     if (cl->cfg.server)
-        return atomic_load(&cl->rt->state) == 1 ? 0 : -ESHUTDOWN;
+        return atomic_load(&cl->rt->state) == RT_RUNNING ? 0 : -ESHUTDOWN;
     return tao__runtime_start(&cl->own, NULL, NULL);
 }
 
@@ -293,7 +280,7 @@ TAO_API int64_t tao_client_connect(tao_client_t *cl, const char *addr, void *dat
 
     if (!addr)
         return -EINVAL;
-    if (atomic_load(&rt->state) != 1 || atomic_load(&rt->stop_requested))
+    if (!tao__runtime_accepting(rt))
         return -ESHUTDOWN;
     int rc = resolve(addr, &ss, &len);
     if (rc < 0)
@@ -315,7 +302,7 @@ TAO_API int64_t tao_client_connect(tao_client_t *cl, const char *addr, void *dat
     tao__timer_init(&s->timer, timer_fire);
     tao__conn_set_peer(c, (struct sockaddr *)&ss, len);
 
-    tao__item_t *it = tao__item_new(IT_CONNECT, c, 0);
+    tao__item_t *it = tao__item_new(LI_CONNECT, c, 0);
     if (!it) {
         free(c);
         return -ENOMEM;
@@ -365,17 +352,7 @@ TAO_API size_t tao_client_conn_count(const tao_client_t *cl)
 /* Close every connection of the group, for good. */
 static void close_all(tao_client_t *cl, bool abort)
 {
-    tao__endpoint_t *ep = &cl->ep;
-    pthread_mutex_lock(&ep->map_lock);
-    for (size_t i = 0; i <= ep->map_mask; i++) {
-        for (tao_conn_t *c = ep->map[i]; c; c = c->map_next) {
-            if (abort)
-                tao_conn_abort(c);
-            else
-                tao_conn_close(c);
-        }
-    }
-    pthread_mutex_unlock(&ep->map_lock);
+    tao__ep_each(&cl->ep, abort ? tao_conn_abort : tao_conn_close);
 }
 
 TAO_API void tao_client_stop(tao_client_t *cl, unsigned deadline_ms)
@@ -396,7 +373,7 @@ TAO_API int tao_client_wait(tao_client_t *cl)
     /* On a shared server, wait for this group's connections to finish;
      * past the deadline, abort what is left. */
     uint64_t end = tao__now_ms() + 5000;
-    while (atomic_load(&cl->ep.nconns) && atomic_load(&cl->rt->state) == 1) {
+    while (atomic_load(&cl->ep.nconns) && atomic_load(&cl->rt->state) == RT_RUNNING) {
         if (tao__now_ms() > end) {
             close_all(cl, true);
             end = UINT64_MAX;
@@ -411,7 +388,7 @@ TAO_API void tao_client_destroy(tao_client_t *cl)
     if (!cl)
         return;
     if (cl->cfg.server) {
-        if (cl->ep.map) {
+        if (cl->ep.map.slots) {
             tao_client_stop(cl, 0);
             tao_client_wait(cl);
         }

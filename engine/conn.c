@@ -1,23 +1,62 @@
-/* A connection's life on its loop: open, receive, decode, dispatch,
- * back-pressure (closing is in close.c, timeouts in keepalive.c).
+/* A connection's life on its loop: its states, and every move between
+ * them. The receive path is recv.c, the output send.c, timeouts
+ * keepalive.c; each of them asks this file to move the state along.
  *
- * Receiving: one multishot recv on the loop's buffer ring. Bytes are decoded
- * straight out of the ring buffer; only the tail of a frame that has not
- * fully arrived is copied aside (c->in), and the buffer goes back to the ring
- * at once. Back-pressure pauses reading (the recv is cancelled) while the
- * output queue is above its high watermark; bytes that were already received
- * wait in c->in, so nothing is lost.
+ * States (flags in conn.h):
  *
- * With workers, frames are copied into items (so they never pin the buffer
- * ring) and handed to the connection's worker at the end of the batch. */
+ *   open       reading (C_RECV_ARMED), or not for a reason: C_PAUSED
+ *              (output above the high watermark), C_WPAUSED (the worker
+ *              is behind), C_NOBUFS (waiting for a receive buffer), C_EOF
+ *              (the peer is done). A client between sockets is C_OFFLINE.
+ *   fencing    C_FENCING: with workers, a close the loop starts (peer FIN,
+ *              stop, a bad frame, a timeout) first goes through the
+ *              connection's worker, so every frame received before it is
+ *              handled and its replies are queued before the FIN.
+ *   closing    C_CLOSING: keep reading (and discarding) so a peer still
+ *              writing can neither stall the flush nor turn unread input
+ *              into an RST that destroys the replies; once the queue is
+ *              written our FIN goes (C_SHUT), then we wait (bounded) for
+ *              the peer's. Every graceful close has a deadline
+ *              (close_timeout_ms, on the linger timer): a peer that has not
+ *              taken the queued output by then is aborted.
+ *   aborting   C_CLOSING | C_ABORT: cancel what is in flight, drop the
+ *              output, close with an RST.
+ *   closed     C_CLOSE_SUBMITTED: the close is with the backend; its
+ *              outcome is the socket's last. Then the connection finishes
+ *              (on_close) or, a client, reconnects.
+ *
+ * tao__conn_progress is the one function that moves an open, closing or
+ * aborting connection forward; every event that may unblock a step calls
+ * it.
+ *
+ * References and memory: a connection is freed when its last reference
+ * goes. The loop holds one from attach until finish; each item in flight
+ * to or from a worker holds one. The loop's reference is dropped in one
+ * place, tao__conn_unlist: a finished connection still on the loop's
+ * flush or re-arm list is marked C_DEAD, and the reference goes when it
+ * leaves the last of them. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/client.h"
+#include "engine/conn.h"
+#include "engine/endpoint.h"
 #include "engine/fault.h"
+#include "engine/keepalive.h"
+#include "engine/log.h"
+#include "engine/loop.h"
+#include "engine/recv.h"
+#include "engine/runtime.h"
+#include "engine/send.h"
+#include "engine/timer.h"
+#include "engine/transport.h"
+#include "engine/worker.h"
+
+#define LINGER_MS 2000
+
+static void linger_fire(tao__timer_t *t, uint64_t now);
 
 void tao__conn_error(tao_conn_t *c, int err, const char *what)
 {
@@ -27,12 +66,7 @@ void tao__conn_error(tao_conn_t *c, int err, const char *what)
         c->ep->on_error(c->ep, c, err, what);
 }
 
-/* The peer sent bytes that wait in the socket, not yet received. */
-bool tao__conn_unread(const tao_conn_t *c)
-{
-    int n = 0;
-    return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
-}
+/* ---- references ------------------------------------------------------------ */
 
 void tao__conn_ref(tao_conn_t *c)
 {
@@ -41,12 +75,35 @@ void tao__conn_ref(tao_conn_t *c)
 
 void tao__conn_unref(tao_conn_t *c)
 {
-    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
-        tao__conn_free(c);
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
+        free(c->in);
+        free(c);
+    }
+}
+
+/* c left the loop's list marked by list_flag (C_DIRTY or C_NOBUFS). False
+ * when it is finished: the loop's reference went with its last list. */
+bool tao__conn_unlist(tao_conn_t *c, uint32_t list_flag)
+{
+    c->flags &= ~list_flag;
+    if (!(c->flags & C_DEAD))
+        return true;
+    if (!(c->flags & (C_DIRTY | C_NOBUFS)))
+        tao__conn_unref(c);
+    return false;
+}
+
+/* The loop is done with c: its reference goes now, or when c leaves the
+ * lists it is still on. */
+static void release(tao_conn_t *c)
+{
+    c->flags |= C_DEAD;
+    tao__conn_unlist(c, 0);
 }
 
 void tao__conn_mark_dirty(tao_conn_t *c)
 {
+    TAO__ON_LOOP(c->loop);
     if (c->flags & C_DIRTY)
         return;
     c->flags |= C_DIRTY;
@@ -54,26 +111,7 @@ void tao__conn_mark_dirty(tao_conn_t *c)
     c->loop->dirty = c;
 }
 
-void tao__conn_recv_arm(tao_conn_t *c)
-{
-    struct io_uring_sqe *sqe = tao__sqe(c->loop);
-    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = 0;
-    tao__sqe_op(sqe, &c->recv_op);
-    c->flags |= C_RECV_ARMED;
-}
-
-void tao__conn_recv_cancel(tao_conn_t *c)
-{
-    if (!(c->flags & C_RECV_ARMED) || (c->flags & C_CANCELING))
-        return;
-    struct io_uring_sqe *sqe = tao__sqe(c->loop);
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&c->recv_op | ((uint64_t)c->recv_op.gen << 48),
-                           0);
-    io_uring_sqe_set_data64(sqe, 0);
-    c->flags |= C_CANCELING;
-}
+/* ---- opening --------------------------------------------------------------- */
 
 /* A connection object, not yet on its loop: any thread may make one (a
  * client connect does), the loop attaches it. extra bytes follow it. */
@@ -84,20 +122,23 @@ tao_conn_t *tao__conn_alloc(tao__loop_t *loop, tao__endpoint_t *ep, uint64_t id,
         return NULL;
     c->loop = loop;
     c->ep = ep;
+    c->xport = ep->xport;
     c->fd = -1;
     c->id = id;
-    atomic_init(&c->refs, 1); /* the loop's, dropped after the close */
+    atomic_init(&c->refs, 1); /* the loop's */
     atomic_init(&c->connected, true);
     c->recv_op.kind = OP_RECV;
     c->close_op.kind = OP_CLOSE;
-    tao__timer_init(&c->linger, tao__linger_fire);
+    tao__list_init(&c->node);
+    tao__list_init(&c->timers);
+    tao__timer_init(&c->linger, linger_fire);
     tao__timer_init(&c->ka, tao__ka_fire);
     if (ep->workers)
         c->worker = (uint16_t)(atomic_fetch_add(&loop->rt->next_worker, 1) % loop->rt->nworkers);
     return c;
 }
 
-/* New generations for the ops of a new socket: completions of the old one
+/* New generations for the ops of a new socket: outcomes for the old one
  * become stale. */
 static void new_gen(tao_conn_t *c)
 {
@@ -108,12 +149,10 @@ static void new_gen(tao_conn_t *c)
 void tao__conn_attach(tao_conn_t *c)
 {
     tao__loop_t *loop = c->loop;
+    TAO__ON_LOOP(loop);
     new_gen(c);
     c->last_rx = c->last_tx = c->last_out = loop->now;
-    c->next = &loop->conns;
-    c->prev = loop->conns.prev;
-    c->prev->next = c;
-    loop->conns.prev = c;
+    tao__list_push(&loop->conns, &c->node);
     loop->nconns++;
 }
 
@@ -141,17 +180,13 @@ void tao__conn_reset(tao_conn_t *c)
     c->last_rx = c->last_tx = c->last_out = c->loop->now;
 }
 
-/* A new socket: with TLS the handshake comes first (tao__conn_ready follows
- * it), else the connection is ready at once. */
+/* A new socket: the transport's handshake, if any, comes first. */
 void tao__conn_start(tao_conn_t *c)
 {
-    if (!c->ep->tls) {
-        tao__conn_ready(c);
-        return;
-    }
-    int rc = tao__tls_begin(c);
+    TAO__ON_LOOP(c->loop);
+    int rc = c->xport->start(c);
     if (rc < 0) {
-        tao__conn_error(c, rc, "TLS setup");
+        tao__conn_error(c, rc, "transport setup");
         tao__conn_abort_local(c);
         return;
     }
@@ -162,6 +197,7 @@ void tao__conn_start(tao_conn_t *c)
 void tao__conn_ready(tao_conn_t *c)
 {
     tao__endpoint_t *ep = c->ep;
+    TAO__ON_LOOP(c->loop);
     tao__ka_arm(c);
     atomic_store(&c->connected, true); /* a client: sends work from now on */
     if (ep->on_connect && ep->on_connect(c) < 0) {
@@ -175,277 +211,212 @@ void tao__conn_ready(tao_conn_t *c)
     tao__conn_progress(c);
 }
 
-/* ---- input ---------------------------------------------------------------- */
+/* ---- moving along ------------------------------------------------------------ */
 
-/* Hand a frame to the connection's worker: copied, so the ring buffer goes
- * back at once, and batched until the end of this completion batch. */
-static void to_worker(tao_conn_t *c, const tao_frame_t *f)
+static void submit_close(tao_conn_t *c)
 {
-    tao__item_t *it = tao__item_new(IT_FRAME, c, f->len);
-    if (!it) {
-        tao__conn_error(c, -ENOMEM, "frame for worker");
+    c->loop->be->close(c, &c->close_op, c->flags & C_ABORT);
+    c->flags |= C_CLOSE_SUBMITTED;
+}
+
+static void progress_abort(tao_conn_t *c)
+{
+    tao__recv_cancel(c);
+    if (c->flags & C_SEND_INFLIGHT) {
+        c->loop->be->cancel(c->loop, &c->sending->op);
+        return;
+    }
+    if (!(c->flags & C_RECV_ARMED))
+        submit_close(c);
+}
+
+static void progress_graceful(tao_conn_t *c)
+{
+    bool peer_done = c->flags & (C_EOF | C_LINGER_DONE);
+
+    if (!peer_done && !(c->flags & (C_RECV_ARMED | C_NOBUFS)))
+        tao__recv_arm(c);
+    if (c->out.bytes || (c->flags & C_SEND_INFLIGHT))
+        return;
+    if (!(c->flags & C_SHUT)) {
+        c->loop->be->shutdown(c);
+        c->flags |= C_SHUT;
+        /* Wait for the peer's FIN no longer than LINGER_MS, nor past the
+         * close deadline. */
+        uint64_t due = c->loop->now + LINGER_MS;
+        if (peer_done)
+            tao__wheel_cancel(&c->loop->wheel, &c->linger);
+        else if (!tao__timer_armed(&c->linger) || c->linger.due > due)
+            tao__wheel_add(&c->loop->wheel, &c->linger, due, 0);
+    }
+    if (!peer_done || (c->flags & C_RECV_ARMED))
+        return;
+    submit_close(c);
+}
+
+void tao__conn_progress(tao_conn_t *c)
+{
+    TAO__ON_LOOP(c->loop);
+    if (c->flags & (C_CLOSE_SUBMITTED | C_OFFLINE))
+        return;
+    if (c->flags & C_ABORT)
+        progress_abort(c);
+    else if (c->flags & C_CLOSING)
+        progress_graceful(c);
+    else if (!(c->flags & (C_RECV_ARMED | C_PAUSED | C_WPAUSED | C_NOBUFS | C_EOF | C_FENCING)))
+        tao__recv_arm(c);
+}
+
+static void linger_fire(tao__timer_t *t, uint64_t now)
+{
+    tao_conn_t *c = container_of(t, tao_conn_t, linger);
+    if (!(c->flags & C_SHUT)) {
+        /* The close deadline, with output still unsent: the peer is not
+         * reading. An RST tells it that it missed replies. */
+        STAT_ADD(c->loop, timeouts, 1);
+        tao__conn_error(c, -ETIMEDOUT, "close timeout: the peer did not take the queued output");
         tao__conn_abort_local(c);
         return;
     }
-    it->u.frame.type = f->type;
-    it->u.frame.len = (uint32_t)f->len;
-    memcpy(it->bytes, f->payload, f->len);
-    tao__queue_push(&c->loop->to_worker[c->worker], it);
-    size_t pending = atomic_fetch_add(&c->wpending, sizeof *it + f->len) + sizeof *it + f->len;
-    if (pending >= c->ep->out_high && !(c->flags & C_WPAUSED)) {
-        /* The worker is behind: stop reading this connection until it
-         * catches up, instead of queueing without bound. Ask for a resume
-         * first, then look again: either the worker sees the request, or
-         * we see that it already drained (both are seq_cst). */
-        atomic_store(&c->wpause_req, true);
-        if (atomic_load(&c->wpending) < c->ep->out_low) {
-            atomic_store(&c->wpause_req, false);
-            return;
-        }
-        c->flags |= C_WPAUSED;
-        tao__conn_recv_cancel(c);
-    }
+    c->flags |= C_LINGER_DONE;
+    tao__recv_cancel(c);
+    tao__conn_progress(c);
 }
 
-static void deliver(tao_conn_t *c, const tao_frame_t *f)
+/* ---- closing ------------------------------------------------------------------- */
+
+/* Graceful close on the loop thread. With workers, a close that does not
+ * come from the connection's worker first fences through it. */
+void tao__conn_close_local(tao_conn_t *c, bool from_worker)
+{
+    TAO__ON_LOOP(c->loop);
+    if (c->flags & C_OFFLINE) {
+        tao__client_close_offline(c);
+        return;
+    }
+    if (c->flags & C_CLOSING)
+        return;
+    if (c->ep->workers && !from_worker) {
+        if (c->flags & C_FENCING)
+            return;
+        tao__item_t *it = tao__item_new(WI_FENCE, c, 0);
+        if (it) {
+            c->flags |= C_FENCING;
+            tao__recv_cancel(c);
+            tao__to_worker(c->loop, c->worker, it);
+            return;
+        }
+    }
+    c->flags |= C_CLOSING;
+    c->flags &= ~(uint32_t)(C_PAUSED | C_WPAUSED | C_FENCING);
+    atomic_store(&c->closing, true);
+    tao__wheel_cancel(&c->loop->wheel, &c->ka);
+    /* A stop has its own deadline, which may be longer (loop.c). */
+    if (!(c->flags & C_DRAIN))
+        tao__wheel_add(&c->loop->wheel, &c->linger, c->loop->now + c->ep->close_ms, 0);
+    c->xport->shutdown(c); /* behind the queued replies */
+    tao__conn_mark_dirty(c);
+    tao__conn_progress(c);
+}
+
+void tao__conn_abort_local(tao_conn_t *c)
+{
+    TAO__ON_LOOP(c->loop);
+    if (c->flags & C_OFFLINE) {
+        tao__client_close_offline(c);
+        return;
+    }
+    if (c->flags & C_ABORT)
+        return;
+    c->flags |= C_CLOSING | C_ABORT;
+    atomic_store(&c->closing, true);
+    tao__wheel_cancel(&c->loop->wheel, &c->ka);
+    if (!(c->flags & C_SEND_INFLIGHT))
+        tao__out_clear(c);
+    tao__conn_progress(c);
+}
+
+/* The connection is finished for good: off its loop, on_close, and the
+ * loop's reference goes. */
+void tao__conn_finish(tao_conn_t *c)
 {
     tao__loop_t *loop = c->loop;
     tao__endpoint_t *ep = c->ep;
 
-    STAT_ADD(loop, frames_in, 1);
-    /* Inline, dispatch looks the route up itself; only the hop to a worker
-     * needs to know beforehand that there is one. */
-    int rc = ep->workers ? (tao__registry_find(ep->reg, f->type) ? 0 : -ENOENT)
-                         : tao__registry_dispatch(ep->reg, c, f, ep->on_message);
-    if (rc == -ENOENT) {
-        /* As in Go Tao: skip it, keep the connection. */
-        STAT_ADD(loop, unknown, 1);
-        tao__log(TAO_LOG_DEBUG, "conn %llu: no handler for message type %d",
-                 (unsigned long long)c->id, (int)f->type);
-    } else if (ep->workers) {
-        to_worker(c, f);
-    } else if (rc < 0) {
-        atomic_fetch_add(&ep->unmarshal_err, 1);
-        tao__conn_error(c, rc, "unmarshal");
+    TAO__ON_LOOP(loop);
+    atomic_store(&c->closing, true);
+    c->flags |= C_CLOSE_SUBMITTED; /* nothing more happens on it */
+    tao__list_remove(&c->node);
+    loop->nconns--;
+    STAT_ADD(loop, closed, 1);
+    tao__ep_remove(ep, c);
+    tao__item_t *it = ep->workers ? tao__item_new(WI_CLOSED, c, 0) : NULL;
+    if (it) {
+        /* on_close runs on the worker, after every handler of c. */
+        tao__to_worker(loop, c->worker, it);
+    } else {
+        if (ep->on_close)
+            ep->on_close(c);
+        tao__ep_done(ep);
+    }
+    release(c);
+}
+
+void tao__close_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
+{
+    tao_conn_t *c = container_of(op, tao_conn_t, close_op);
+
+    tao__wheel_cancel(&loop->wheel, &c->linger);
+    tao__wheel_cancel(&loop->wheel, &c->ka);
+    tao__conn_timers_cancel(c);
+    c->xport->end(c);
+    tao__out_clear(c);
+    c->fd = -1;
+    if (c->client && tao__client_closed(c))
+        return; /* a reconnect follows */
+    tao__conn_finish(c);
+}
+
+/* ---- from any thread ------------------------------------------------------------- */
+
+static void post_close(tao_conn_t *c, uint8_t kind)
+{
+    tao__worker_t *w = tao__cur_worker;
+    tao__item_t *it = tao__item_new(kind, c, 0);
+    if (!it) {
+        tao__log(TAO_LOG_ERROR, "conn %llu: out of memory to close it", (unsigned long long)c->id);
+        return;
+    }
+    it->from_worker = w && w->rt == c->loop->rt && w->idx == c->worker;
+    tao__post(c->loop, it);
+}
+
+TAO_API void tao_conn_close(tao_conn_t *c)
+{
+    if (c->client)
+        atomic_store(&c->client->user_closed, true);
+    if (tao__cur_loop == c->loop) {
         tao__conn_close_local(c, true);
-    }
-}
-
-/* Decode and dispatch whole frames from buf; stop early when the connection
- * pauses or closes. Returns the bytes used (all of them once closing: the
- * rest is discarded). */
-static size_t consume(tao_conn_t *c, const uint8_t *buf, size_t len)
-{
-    const tao_codec_t *codec = &c->ep->codec;
-    size_t off = 0;
-
-    while (off < len && !(c->flags & (C_PAUSED | C_WPAUSED | C_CLOSING | C_FENCING))) {
-        tao_frame_t f;
-        ssize_t n = codec->decode(codec, buf + off, len - off, &f);
-        if (n == 0)
-            break;
-        if (n < 0) {
-            STAT_ADD(c->loop, decode_err, 1);
-            tao__conn_error(c, (int)n, n == -EMSGSIZE ? "frame too large" : "malformed frame");
-            tao__conn_close_local(c, false);
-            break;
-        }
-        off += (size_t)n;
-        deliver(c, &f);
-    }
-    return (c->flags & (C_CLOSING | C_FENCING)) ? len : off;
-}
-
-static int stash(tao_conn_t *c, const uint8_t *buf, size_t len)
-{
-    size_t need = (size_t)c->in_len + len;
-    if (need > UINT32_MAX)
-        return -EMSGSIZE;
-    if (need > c->in_cap) {
-        /* Grow with what arrived, never with what a header announces. */
-        size_t cap = 2 * (size_t)c->in_cap;
-        if (cap < need)
-            cap = need;
-        if (cap < 512)
-            cap = 512;
-        uint8_t *p = tao__realloc(c->in, cap);
-        if (!p)
-            return -ENOMEM;
-        c->in = p;
-        c->in_cap = (uint32_t)cap;
-    }
-    memcpy(c->in + c->in_len, buf, len);
-    c->in_len = (uint32_t)need;
-    return 0;
-}
-
-/* Drop the first used bytes of c->in; free it when empty, so an idle
- * connection holds no input buffer. */
-static void unstash(tao_conn_t *c, size_t used)
-{
-    c->in_len -= (uint32_t)used;
-    if (c->in_len) {
-        memmove(c->in, c->in + used, c->in_len);
         return;
     }
-    free(c->in);
-    c->in = NULL;
-    c->in_cap = 0;
+    /* Sends after close fail at once, whichever thread asked. */
+    if (!atomic_exchange(&c->closing, true) || tao__cur_worker)
+        post_close(c, LI_CLOSE);
 }
 
-/* How much of buf completes the frame waiting in c->in: just its rest when
- * the decoder says how big the frame is, else all of buf. */
-static size_t to_complete(const tao_conn_t *c, size_t len)
+TAO_API void tao_conn_abort(tao_conn_t *c)
 {
-    const tao_codec_t *codec = &c->ep->codec;
-    tao_frame_t f = {0};
-    if (codec->decode(codec, c->in, c->in_len, &f) == 0 && f.len > c->in_len &&
-        f.len - c->in_len < len)
-        return f.len - c->in_len;
-    return len;
-}
-
-/* Decode straight from the receive buffer; a frame split across buffers is
- * completed in c->in, copying no more than it needs. */
-void tao__conn_input(tao_conn_t *c, const uint8_t *buf, size_t len)
-{
-    int rc = 0;
-    while (c->in_len && len && rc == 0 &&
-           !(c->flags & (C_PAUSED | C_WPAUSED | C_CLOSING | C_FENCING))) {
-        size_t take = to_complete(c, len);
-        if ((rc = stash(c, buf, take)) == 0) {
-            buf += take;
-            len -= take;
-            unstash(c, consume(c, c->in, c->in_len));
-        }
-    }
-    if (rc == 0 && len && c->in_len && !(c->flags & (C_CLOSING | C_FENCING))) {
-        rc = stash(c, buf, len); /* paused behind a pending frame: keep the order */
-    } else if (rc == 0 && len) {
-        size_t used = consume(c, buf, len);
-        if (used < len)
-            rc = stash(c, buf + used, len - used);
-    }
-    if (rc < 0) {
-        tao__conn_error(c, rc, "receive buffer");
+    if (c->client)
+        atomic_store(&c->client->user_closed, true);
+    if (tao__cur_loop == c->loop) {
         tao__conn_abort_local(c);
+        return;
     }
-    tao__ka_input(c);
+    atomic_store(&c->closing, true);
+    post_close(c, LI_ABORT);
 }
 
-void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
-{
-    tao_conn_t *c = container_of(op, tao_conn_t, recv_op);
-    int res = cqe->res;
-
-    if (!(cqe->flags & IORING_CQE_F_MORE))
-        c->flags &= ~(uint32_t)(C_RECV_ARMED | C_CANCELING);
-    if (res > 0) {
-        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        const uint8_t *data = tao__buf_take(loop, bid);
-        STAT_ADD(loop, bytes_in, res);
-        c->last_rx = loop->now;
-        if ((c->flags & (C_CLOSING | C_DRAIN | C_ABORT)) == (C_CLOSING | C_DRAIN)) {
-            /* Stopping, and the close already began: these bytes will not
-             * be answered, and a FIN would say that all was. */
-            tao__conn_abort_local(c);
-        } else if (c->flags & (C_CLOSING | C_FENCING)) {
-            ; /* closing: the rest is discarded */
-        } else if (c->tls) {
-            tao__tls_input(c, data, (size_t)res);
-        } else {
-            loop->recv_base = data; /* sends may borrow it: see outq.c */
-            loop->recv_bid = (uint16_t)bid;
-            tao__conn_input(c, data, (size_t)res);
-            loop->recv_base = NULL;
-        }
-        tao__buf_put(loop, bid); /* back to the ring, unless a send still lends it */
-    } else if (res == 0) {
-        c->flags |= C_EOF;
-        if (c->tls && !tao__tls_ready(c) && !(c->flags & C_CLOSING))
-            tao__conn_error(c, -ECONNRESET, "TLS handshake: the peer closed the connection");
-        /* The peer is done; answer what it sent, flush, close. Frames
-         * parked behind back-pressure are answered first (resume). */
-        if (!(c->in_len && (c->flags & (C_PAUSED | C_WPAUSED))))
-            tao__conn_close_local(c, false);
-    } else if (res == -ENOBUFS) {
-        /* The ring ran dry: buffers come back as this batch is processed,
-         * so re-arm after it. Nothing was lost: the data is still queued in
-         * the socket. */
-        STAT_ADD(loop, enobufs, 1);
-        if (!(c->flags & C_NOBUFS)) {
-            c->flags |= C_NOBUFS;
-            /* Oldest first: re-arming newest-first starved the ones that
-             * ran dry earliest. */
-            c->nobufs_next = NULL;
-            if (loop->nobufs_tail)
-                loop->nobufs_tail->nobufs_next = c;
-            else
-                loop->nobufs = c;
-            loop->nobufs_tail = c;
-        }
-        return;
-    } else if (res != -ECANCELED) {
-        c->flags |= C_EOF;
-        if (c->client)
-            c->client->last_err = res;
-        if (!(c->flags & C_CLOSING) && res != -ECONNRESET)
-            tao__conn_error(c, res, "recv");
-        tao__conn_abort_local(c);
-    }
-    if (!(c->flags & C_RECV_ARMED))
-        tao__conn_progress(c);
-}
-
-/* ---- back-pressure ------------------------------------------------------ */
-
-/* Output passed the high watermark: stop reading until it drains. Servers
- * only: a client's incoming replies do not add to its output, and if both
- * ends stopped reading while their output was full, neither would drain. */
-void tao__conn_pause(tao_conn_t *c)
-{
-    if (c->flags & (C_PAUSED | C_CLOSING) || c->client)
-        return;
-    c->flags |= C_PAUSED;
-    tao__conn_recv_cancel(c);
-}
-
-/* Reading may start again: decode what waited in c->in, then re-arm. */
-static void resume(tao_conn_t *c)
-{
-    if (c->flags & (C_PAUSED | C_WPAUSED))
-        return;
-    if (c->in_len && !(c->flags & (C_CLOSING | C_FENCING)))
-        unstash(c, consume(c, c->in, c->in_len));
-    tao__ka_input(c); /* the read timeout runs again from now */
-    if ((c->flags & C_EOF) && !(c->flags & (C_PAUSED | C_WPAUSED)))
-        tao__conn_close_local(c, false); /* the peer's last frames are answered */
-    tao__conn_progress(c);
-}
-
-void tao__conn_drained(tao_conn_t *c)
-{
-    tao__endpoint_t *ep = c->ep;
-    if (atomic_load(&c->want_writable) && atomic_exchange(&c->want_writable, false)) {
-        if (ep->on_writable && !(c->flags & C_CLOSING))
-            ep->on_writable(c);
-    }
-    if (!(c->flags & C_PAUSED) || atomic_load(&c->queued) >= ep->out_low)
-        return;
-    c->flags &= ~(uint32_t)C_PAUSED;
-    resume(c);
-}
-
-void tao__conn_resume_worker(tao_conn_t *c)
-{
-    if (!(c->flags & C_WPAUSED) || atomic_load(&c->wpending) >= c->ep->out_low)
-        return;
-    atomic_store(&c->wpause_req, false);
-    c->flags &= ~(uint32_t)C_WPAUSED;
-    resume(c);
-}
-
-/* ---- accessors ---------------------------------------------------------- */
+/* ---- accessors ---------------------------------------------------------------- */
 
 TAO_API uint64_t tao_conn_id(const tao_conn_t *c)
 {

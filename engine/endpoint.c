@@ -5,81 +5,40 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/conn.h"
+#include "engine/endpoint.h"
 #include "engine/fault.h"
+#include "engine/loop.h"
+#include "engine/mailbox.h"
+#include "engine/runtime.h"
+#include "engine/send.h"
+#include "engine/transport.h"
 
-int tao__ep_init(tao__endpoint_t *ep, unsigned max_conns)
+int tao__settings_defaults(tao__settings_t *s)
 {
-    size_t cap = 64;
-    while (cap < 2 * (size_t)max_conns)
-        cap *= 2;
-    atomic_init(&ep->next_id, 1);
-    pthread_mutex_init(&ep->map_lock, NULL);
-    ep->map = tao__calloc(cap, sizeof *ep->map);
-    ep->map_mask = cap - 1;
-    if (!ep->map)
-        return -ENOMEM;
-    return tao__registry_create(&ep->reg);
-}
-
-/* The config's codec (copied), or TLV with max_frame. */
-int tao__ep_codec(tao__endpoint_t *ep, const tao_codec_t *codec, size_t max_frame)
-{
-    if (codec)
-        ep->codec = *codec;
-    else
-        tao_codec_tlv(&ep->codec, max_frame);
-    return ep->codec.decode && ep->codec.encode ? 0 : -EINVAL;
-}
-
-void tao__ep_deinit(tao__endpoint_t *ep)
-{
-    tao__registry_destroy(ep->reg);
-    ep->reg = NULL;
-    pthread_mutex_destroy(&ep->map_lock);
-    free(ep->map);
-    ep->map = NULL;
-}
-
-void tao__ep_add(tao__endpoint_t *ep, tao_conn_t *c)
-{
-    pthread_mutex_lock(&ep->map_lock);
-    tao_conn_t **slot = &ep->map[c->id & ep->map_mask];
-    c->map_next = *slot;
-    *slot = c;
-    pthread_mutex_unlock(&ep->map_lock);
-}
-
-void tao__ep_remove(tao__endpoint_t *ep, tao_conn_t *c)
-{
-    pthread_mutex_lock(&ep->map_lock);
-    for (tao_conn_t **p = &ep->map[c->id & ep->map_mask]; *p; p = &(*p)->map_next) {
-        if (*p == c) {
-            *p = c->map_next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&ep->map_lock);
-}
-
-/* The connection's last callback has run: the endpoint may go now (a
- * client group's destroy waits for this count to reach 0). */
-void tao__ep_done(tao__endpoint_t *ep)
-{
-    atomic_fetch_sub_explicit(&ep->nconns, 1, memory_order_release);
-}
-
-/* The connection with this id, with a reference, or NULL. */
-tao_conn_t *tao__ep_lookup(tao__endpoint_t *ep, uint64_t id)
-{
-    tao_conn_t *c;
-    pthread_mutex_lock(&ep->map_lock);
-    for (c = ep->map[id & ep->map_mask]; c && c->id != id; c = c->map_next)
-        ;
-    if (c)
-        tao__conn_ref(c);
-    pthread_mutex_unlock(&ep->map_lock);
-    return c;
+    if (!s->out_high)
+        s->out_high = 4u << 20;
+    if (!s->out_low || s->out_low > s->out_high)
+        s->out_low = s->out_high / 4;
+    if (!s->buf_count)
+        s->buf_count = 64;
+    if (!s->buf_size)
+        s->buf_size = 65536;
+    if (!s->max_conns)
+        s->max_conns = 10000;
+    if (!s->close_timeout_ms)
+        s->close_timeout_ms = 5000;
+    if (!s->max_queued_bytes)
+        s->max_queued_bytes = tao__default_max_queued();
+    if (!s->zc_buffers)
+        s->zc_buffers = 32;
+    if (!s->zc_buffer_size)
+        s->zc_buffer_size = 65536;
+    bool pow2 = (s->buf_count & (s->buf_count - 1)) == 0;
+    if (!pow2 || s->buf_count > 32768 || s->zc_buffers > 65535 || s->loops > 1024 ||
+        s->workers < TAO_WORKERS_INLINE || s->workers > TAO_WORKERS_MAX)
+        return -EINVAL;
+    return 0;
 }
 
 /* The default output budget: a quarter of the machine's memory, at most
@@ -93,6 +52,93 @@ size_t tao__default_max_queued(void)
     return cap;
 }
 
+/* The codec (copied), or TLV with max_frame. */
+static int set_codec(tao__endpoint_t *ep, const tao_codec_t *codec, size_t max_frame)
+{
+    if (codec)
+        ep->codec = *codec;
+    else
+        tao_codec_tlv(&ep->codec, max_frame);
+    return ep->codec.decode && ep->codec.encode ? 0 : -EINVAL;
+}
+
+int tao__ep_init(tao__endpoint_t *ep, const tao__settings_t *s)
+{
+    ep->set = *s;
+    ep->set.codec = NULL; /* copied into ep->codec */
+    ep->out_high = s->out_high;
+    ep->out_low = s->out_low;
+    ep->idle_ms = s->idle_timeout_ms;
+    ep->read_ms = s->read_timeout_ms;
+    ep->heartbeat_ms = s->heartbeat_ms;
+    ep->close_ms = s->close_timeout_ms;
+    ep->max_queued = s->max_queued_bytes;
+    ep->zc_threshold = s->zc_threshold;
+    ep->workers = s->workers > 0;
+    ep->on_connect = s->on_connect;
+    ep->on_message = s->on_message;
+    ep->on_close = s->on_close;
+    ep->on_writable = s->on_writable;
+    ep->xport = &tao__transport_plain;
+    atomic_init(&ep->next_id, 1);
+    pthread_mutex_init(&ep->map_lock, NULL);
+    int rc = set_codec(ep, s->codec, s->max_frame);
+    if (rc == 0)
+        rc = tao__idmap_init(&ep->map, s->max_conns);
+    return rc < 0 ? rc : tao__registry_create(&ep->reg);
+}
+
+void tao__ep_deinit(tao__endpoint_t *ep)
+{
+    tao__registry_destroy(ep->reg);
+    ep->reg = NULL;
+    pthread_mutex_destroy(&ep->map_lock);
+    tao__idmap_deinit(&ep->map);
+}
+
+void tao__ep_add(tao__endpoint_t *ep, tao_conn_t *c)
+{
+    pthread_mutex_lock(&ep->map_lock);
+    tao__idmap_insert(&ep->map, &c->idn);
+    pthread_mutex_unlock(&ep->map_lock);
+}
+
+void tao__ep_remove(tao__endpoint_t *ep, tao_conn_t *c)
+{
+    pthread_mutex_lock(&ep->map_lock);
+    tao__idmap_remove(&ep->map, &c->idn);
+    pthread_mutex_unlock(&ep->map_lock);
+}
+
+/* fn for every connection, under the map's lock (fn must not take it). */
+void tao__ep_each(tao__endpoint_t *ep, void (*fn)(tao_conn_t *c))
+{
+    pthread_mutex_lock(&ep->map_lock);
+    for (size_t i = 0; ep->map.slots && i <= ep->map.mask; i++)
+        for (tao__idnode_t *n = ep->map.slots[i]; n; n = n->next)
+            fn(container_of(n, tao_conn_t, idn));
+    pthread_mutex_unlock(&ep->map_lock);
+}
+
+/* The connection's last callback has run: the endpoint may go now (a
+ * client group's destroy waits for this count to reach 0). */
+void tao__ep_done(tao__endpoint_t *ep)
+{
+    atomic_fetch_sub_explicit(&ep->nconns, 1, memory_order_release);
+}
+
+/* The connection with this id, with a reference, or NULL. */
+tao_conn_t *tao__ep_lookup(tao__endpoint_t *ep, uint64_t id)
+{
+    pthread_mutex_lock(&ep->map_lock);
+    tao__idnode_t *n = tao__idmap_find(&ep->map, id);
+    tao_conn_t *c = n ? container_of(n, tao_conn_t, idn) : NULL;
+    if (c)
+        tao__conn_ref(c);
+    pthread_mutex_unlock(&ep->map_lock);
+    return c;
+}
+
 void tao__bcast_unref(tao__bcast_t *b)
 {
     if (atomic_fetch_sub(&b->refs, 1) == 1) {
@@ -103,7 +149,10 @@ void tao__bcast_unref(tao__bcast_t *b)
 
 void tao__broadcast_local(tao__loop_t *loop, tao__bcast_t *b)
 {
-    for (tao_conn_t *c = loop->conns.next; c != &loop->conns; c = c->next) {
+    tao__list_t *it, *nx;
+    tao__list_each(it, nx, &loop->conns)
+    {
+        tao_conn_t *c = container_of(it, tao_conn_t, node);
         if (c->ep != b->ep)
             continue;
         if (tao__conn_send_local(c, b->type, b->data, b->len) < 0)
@@ -121,7 +170,7 @@ int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, con
                       size_t len)
 {
     tao_frame_hdr_t h;
-    if (atomic_load(&rt->state) != 1 || atomic_load(&rt->stop_requested))
+    if (!tao__runtime_accepting(rt))
         return -ESHUTDOWN;
     int rc = ep->codec.encode(&ep->codec, type, len, &h);
     if (rc < 0)
@@ -142,7 +191,7 @@ int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, con
     if (len)
         memcpy(b->data, payload, len);
     for (unsigned i = 0; i < rt->nloops; i++) {
-        tao__item_t *it = tao__item_new(IT_BROADCAST, NULL, 0);
+        tao__item_t *it = tao__item_new(LI_BROADCAST, NULL, 0);
         if (!it) {
             tao__bcast_unref(b);
             continue;

@@ -25,29 +25,64 @@
 #include <errno.h>
 #include <time.h>
 
-#include "engine/engine.h"
+#include "engine/conn.h"
+#include "engine/endpoint.h"
+#include "engine/keepalive.h"
+#include "engine/loop.h"
+#include "engine/recv.h"
+#include "engine/send.h"
 
-static uint64_t idle_since(const tao_conn_t *c)
+/* ---- the deadlines (pure) ------------------------------------------------------ */
+
+static uint64_t idle_at(const tao__ka_clock_t *k)
 {
-    return c->last_rx > c->last_out ? c->last_rx : c->last_out;
+    return (k->last_rx > k->last_out ? k->last_rx : k->last_out) + k->idle_ms;
 }
 
-static uint64_t ka_next(const tao_conn_t *c)
+uint64_t tao__ka_next(const tao__ka_clock_t *k)
+{
+    uint64_t next = UINT64_MAX;
+    if (k->idle_ms)
+        next = idle_at(k);
+    if (k->read_ms && k->partial_since && k->partial_since + k->read_ms < next)
+        next = k->partial_since + k->read_ms;
+    if (k->heartbeat_ms && k->last_tx + k->heartbeat_ms < next)
+        next = k->last_tx + k->heartbeat_ms;
+    return next;
+}
+
+/* Idle first, then read: either ends the connection; a heartbeat only when
+ * neither has. */
+enum tao__ka_due tao__ka_due(const tao__ka_clock_t *k, uint64_t now)
+{
+    if (k->idle_ms && now >= idle_at(k))
+        return KA_IDLE;
+    if (k->read_ms && k->partial_since && now >= k->partial_since + k->read_ms)
+        return KA_READ;
+    if (k->heartbeat_ms && now >= k->last_tx + k->heartbeat_ms)
+        return KA_HEARTBEAT;
+    return KA_NONE;
+}
+
+/* ---- on a connection --------------------------------------------------------- */
+
+static tao__ka_clock_t clock_of(const tao_conn_t *c)
 {
     const tao__endpoint_t *ep = c->ep;
-    uint64_t next = UINT64_MAX;
-    if (ep->idle_ms)
-        next = idle_since(c) + ep->idle_ms;
-    if (ep->read_ms && c->partial_since && c->partial_since + ep->read_ms < next)
-        next = c->partial_since + ep->read_ms;
-    if (ep->heartbeat_ms && c->last_tx + ep->heartbeat_ms < next)
-        next = c->last_tx + ep->heartbeat_ms;
-    return next;
+    return (tao__ka_clock_t){.idle_ms = ep->idle_ms,
+                             .read_ms = ep->read_ms,
+                             .heartbeat_ms = ep->heartbeat_ms,
+                             .last_rx = c->last_rx,
+                             .last_out = c->last_out,
+                             .last_tx = c->last_tx,
+                             .partial_since = c->partial_since};
 }
 
 void tao__ka_arm(tao_conn_t *c)
 {
-    uint64_t next = ka_next(c);
+    TAO__ON_LOOP(c->loop);
+    tao__ka_clock_t k = clock_of(c);
+    uint64_t next = tao__ka_next(&k);
     if (next != UINT64_MAX && !(c->flags & C_CLOSING))
         tao__wheel_add(&c->loop->wheel, &c->ka, next, 0);
 }
@@ -57,6 +92,7 @@ void tao__ka_arm(tao_conn_t *c)
  * frame, so what is left in c->in is the start of one. */
 void tao__ka_input(tao_conn_t *c)
 {
+    TAO__ON_LOOP(c->loop);
     if (!c->in_len || (c->flags & (C_PAUSED | C_WPAUSED))) {
         c->partial_since = 0;
         return;
@@ -85,7 +121,7 @@ static bool loop_behind(const tao_conn_t *c)
 {
     if (c->flags & (C_PAUSED | C_WPAUSED))
         return false; /* not reading: the bytes wait for us on purpose */
-    return io_uring_cq_ready(&c->loop->ring) || tao__conn_unread(c);
+    return tao__loop_behind(c->loop) || tao__conn_unread(c);
 }
 
 static void timed_out(tao_conn_t *c, const char *what)
@@ -101,25 +137,24 @@ static void timed_out(tao_conn_t *c, const char *what)
 void tao__ka_fire(tao__timer_t *t, uint64_t now)
 {
     tao_conn_t *c = container_of(t, tao_conn_t, ka);
-    const tao__endpoint_t *ep = c->ep;
 
     if (c->flags & (C_CLOSING | C_FENCING))
         return;
-    bool idle = ep->idle_ms && now >= idle_since(c) + ep->idle_ms;
-    bool slow = ep->read_ms && c->partial_since && now >= c->partial_since + ep->read_ms;
-    if ((idle || slow) && loop_behind(c)) {
+    tao__ka_clock_t k = clock_of(c);
+    enum tao__ka_due due = tao__ka_due(&k, now);
+    if ((due == KA_IDLE || due == KA_READ) && loop_behind(c)) {
         tao__wheel_add(&c->loop->wheel, &c->ka, now + 10, 0);
         return;
     }
-    if (idle) {
+    if (due == KA_IDLE) {
         timed_out(c, "idle timeout");
         return;
     }
-    if (slow) {
+    if (due == KA_READ) {
         timed_out(c, "read timeout: a frame started and did not finish");
         return;
     }
-    if (ep->heartbeat_ms && now >= c->last_tx + ep->heartbeat_ms) {
+    if (due == KA_HEARTBEAT) {
         /* Go Tao's heartbeat: type 0, an 8-byte LE int64 timestamp in ns. */
         struct timespec ts;
         uint8_t hb[TAO_HEARTBEAT_LEN];

@@ -10,7 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/conn.h"
+#include "engine/endpoint.h"
+#include "engine/listener.h"
+#include "engine/log.h"
+#include "engine/loop.h"
+#include "engine/server.h"
 
 /* SO_REUSEPORT lets another process of the same user bind a port that is
  * taken, and the two would share it silently. A bind without it, before the
@@ -67,11 +72,10 @@ fail:;
 
 void tao__accept_arm(tao__loop_t *loop)
 {
+    TAO__ON_LOOP(loop);
     if (loop->accept_armed || loop->stopping || loop->listen_fd < 0)
         return;
-    struct io_uring_sqe *sqe = tao__sqe(loop);
-    io_uring_prep_multishot_accept(sqe, loop->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    tao__sqe_op(sqe, &loop->accept_op);
+    loop->be->accept(loop, loop->listen_fd, &loop->accept_op);
     loop->accept_armed = true;
 }
 
@@ -104,11 +108,11 @@ static void accepted(tao__loop_t *loop, int fd)
         return;
     }
     unsigned prev = atomic_fetch_add(&srv->ep.nconns, 1);
-    if (prev >= srv->cfg.max_conns) {
+    if (prev >= srv->ep.set.max_conns) {
         atomic_fetch_sub(&srv->ep.nconns, 1);
         STAT_ADD(loop, refused, 1);
         tao__log(TAO_LOG_DEBUG, "loop %u: %u connections: refusing one", loop->idx,
-                 srv->cfg.max_conns);
+                 srv->ep.set.max_conns);
         close(fd);
         return;
     }
@@ -129,9 +133,9 @@ static void accepted(tao__loop_t *loop, int fd)
     tao__conn_start(c);
 }
 
-void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe *cqe)
+void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
 {
-    bool more = cqe->flags & IORING_CQE_F_MORE;
+    bool more = cqe->flags & TAO__CQ_MORE;
     int res = cqe->res;
 
     if (!more)
@@ -139,12 +143,8 @@ void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe 
     if (res >= 0) {
         accepted(loop, res);
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
-        if (more) {
-            /* Stop the multishot accept until the backoff ends. */
-            struct io_uring_sqe *sqe = tao__sqe(loop);
-            io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&loop->accept_op, 0);
-            io_uring_sqe_set_data64(sqe, 0);
-        }
+        if (more) /* stop the multishot accept until the backoff ends */
+            loop->be->cancel(loop, &loop->accept_op);
         if (!tao__timer_armed(&loop->accept_retry))
             backoff(loop, res);
         return;
@@ -157,15 +157,13 @@ void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, struct io_uring_cqe 
 
 void tao__listener_close(tao__loop_t *loop)
 {
+    TAO__ON_LOOP(loop);
     tao__wheel_cancel(&loop->wheel, &loop->accept_retry);
-    if (loop->accept_armed) {
-        struct io_uring_sqe *sqe = tao__sqe(loop);
-        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&loop->accept_op, 0);
-        io_uring_sqe_set_data64(sqe, 0);
-    }
+    if (loop->accept_armed)
+        loop->be->cancel(loop, &loop->accept_op);
     if (loop->listen_fd >= 0) {
         /* Shut the listener down now so no new peer completes a handshake
-         * into its queue; the io_uring accept holds its own reference. */
+         * into its queue; an accept in flight holds its own reference. */
         shutdown(loop->listen_fd, SHUT_RDWR);
         close(loop->listen_fd);
         loop->listen_fd = -1;

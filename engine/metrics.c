@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine.h"
+#include "engine/log.h"
+#include "tao.h"
 
 TAO_API int tao_stats_format(const tao_stats_t *st, char *buf, size_t cap)
 {

@@ -1,95 +1,43 @@
 /* A runtime: the I/O loops and worker threads a server (or client group)
- * runs on, and the items by which threads hand each other work.
- *
- * Hand-offs are batched: a loop collects the frames of one completion batch
- * per worker and posts each batch with one lock and at most one signal; a
- * worker collects its replies per loop the same way. A loop blocked in
- * io_uring_enter is woken through its eventfd, and only then: a busy loop
- * picks its inbox up at the end of the batch it is processing. */
+ * runs on; creating them, starting their threads, stopping and joining.
+ * How the threads hand each other work is mailbox.c. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/endpoint.h"
 #include "engine/fault.h"
+#include "engine/loop.h"
+#include "engine/runtime.h"
+#include "engine/timer.h"
+#include "engine/worker.h"
 
-__thread tao__loop_t *tao__tls_loop;
-__thread tao__worker_t *tao__tls_worker;
-
-tao__item_t *tao__item_new(uint8_t kind, tao_conn_t *conn, size_t extra)
-{
-    tao__item_t *it = tao__malloc(sizeof *it + extra);
-    if (!it)
-        return NULL;
-    it->next = NULL;
-    it->kind = kind;
-    it->from_worker = false;
-    it->conn = conn;
-    if (conn)
-        tao__conn_ref(conn);
-    return it;
-}
-
-void tao__item_free(tao__item_t *it)
-{
-    if (it->conn)
-        tao__conn_unref(it->conn);
-    free(it);
-}
-
-/* Post to a loop. From a worker, items wait in the worker's per-loop batch
- * (flushed when its batch is done), which keeps them in order behind the
- * replies the same handler queued. */
-void tao__post(tao__loop_t *loop, tao__item_t *it)
-{
-    tao__worker_t *w = tao__tls_worker;
-    if (w && w->rt == loop->rt) {
-        tao__queue_push(&w->to_loop[loop->idx], it);
-        return;
-    }
-    pthread_mutex_lock(&loop->inbox_lock);
-    tao__queue_push(&loop->inbox, it);
-    atomic_store(&loop->inbox_ready, true);
-    pthread_mutex_unlock(&loop->inbox_lock);
-    if (tao__tls_loop != loop && atomic_exchange(&loop->sleeping, false))
-        tao__loop_wake(loop);
-}
-
-void tao__post_worker(tao__worker_t *w, tao__queue_t *batch)
-{
-    size_t n = 0;
-    for (tao__item_t *it = batch->head; it; it = it->next)
-        n++;
-    atomic_fetch_add(&w->depth, n);
-    pthread_mutex_lock(&w->lock);
-    tao__queue_splice(&w->q, batch);
-    if (w->waiting)
-        pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
+__thread tao__loop_t *tao__cur_loop;
+__thread tao__worker_t *tao__cur_worker;
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
-int tao__runtime_init(tao__runtime_t *rt, unsigned loops, unsigned workers, unsigned buf_count,
-                      unsigned buf_size, bool no_pin)
+int tao__runtime_init(tao__runtime_t *rt, const tao__settings_t *s, unsigned loops,
+                      unsigned workers)
 {
-    size_t zc_count = rt->zc_count, zc_size = rt->zc_size; /* set by the caller beforehand */
     memset(rt, 0, sizeof *rt);
-    rt->zc_count = (unsigned)zc_count;
-    rt->zc_size = (unsigned)zc_size;
+    if (s->zc_threshold) {
+        rt->zc_count = s->zc_buffers;
+        rt->zc_size = s->zc_buffer_size;
+    }
     rt->nloops = loops;
     rt->nworkers = workers;
-    rt->buf_count = buf_count;
-    rt->buf_size = buf_size;
-    rt->no_pin = no_pin;
+    rt->buf_count = s->buf_count;
+    rt->buf_size = s->buf_size;
+    rt->no_pin = s->no_pin;
     rt->next_timer_id = 1;
     pthread_mutex_init(&rt->lock, NULL);
     pthread_cond_init(&rt->cond, NULL);
     pthread_mutex_init(&rt->tlock, NULL);
     rt->loops = tao__calloc(loops, sizeof *rt->loops);
     rt->workers = tao__calloc(workers ? workers : 1, sizeof *rt->workers);
-    if (!rt->loops || !rt->workers)
+    if (!rt->loops || !rt->workers || tao__idmap_init(&rt->timers, 64) < 0)
         return -ENOMEM;
     for (unsigned i = 0; i < loops; i++) {
         int rc = tao__loop_init(&rt->loops[i], rt, i);
@@ -100,8 +48,7 @@ int tao__runtime_init(tao__runtime_t *rt, unsigned loops, unsigned workers, unsi
         tao__worker_t *w = &rt->workers[i];
         w->rt = rt;
         w->idx = i;
-        pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->cond, NULL);
+        tao__workq_init(&w->wq);
         w->to_loop = tao__calloc(loops, sizeof *w->to_loop);
         if (!w->to_loop)
             return -ENOMEM;
@@ -129,7 +76,7 @@ static int spawn(tao__runtime_t *rt)
     int err = 0;
     pthread_mutex_lock(&rt->lock);
     for (unsigned i = 0; i < rt->nloops; i++) {
-        while (!rt->loops[i].ring_ready)
+        while (!rt->loops[i].ready)
             pthread_cond_wait(&rt->cond, &rt->lock);
         if (rt->loops[i].setup_err && !err)
             err = rt->loops[i].setup_err;
@@ -142,8 +89,8 @@ static int spawn(tao__runtime_t *rt)
  * listeners there, so bind errors come back from start). */
 int tao__runtime_start(tao__runtime_t *rt, int (*prepare)(tao__loop_t *, void *), void *arg)
 {
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&rt->state, &expected, 1))
+    enum tao__rt_state expected = RT_CREATED;
+    if (!atomic_compare_exchange_strong(&rt->state, &expected, RT_RUNNING))
         return -EBUSY;
     int rc = 0;
     for (unsigned i = 0; i < rt->nloops && rc == 0 && prepare; i++)
@@ -162,10 +109,10 @@ void tao__runtime_stop(tao__runtime_t *rt, unsigned deadline_ms)
     /* Only atomics and write(2): callable from a signal handler. */
     atomic_store(&rt->stop_deadline_ms, deadline_ms ? deadline_ms : 5000);
     atomic_store(&rt->stop_requested, true);
-    if (atomic_load(&rt->state) != 1)
+    if (atomic_load(&rt->state) != RT_RUNNING)
         return;
     for (unsigned i = 0; i < rt->nloops; i++)
-        if (rt->loops[i].wake_fd >= 0)
+        if (rt->loops[i].inbox.wake_fd >= 0)
             tao__loop_wake(&rt->loops[i]);
 }
 
@@ -173,10 +120,7 @@ static void join_workers(tao__runtime_t *rt)
 {
     for (unsigned i = 0; i < rt->nworkers; i++) {
         tao__worker_t *w = &rt->workers[i];
-        pthread_mutex_lock(&w->lock);
-        w->stop = true;
-        pthread_cond_signal(&w->cond);
-        pthread_mutex_unlock(&w->lock);
+        tao__worker_stop(w);
         if (w->thread_started)
             pthread_join(w->thread, NULL);
         w->thread_started = false;
@@ -188,7 +132,7 @@ static void join_workers(tao__runtime_t *rt)
 void tao__runtime_wait(tao__runtime_t *rt)
 {
     pthread_mutex_lock(&rt->lock);
-    if (atomic_load(&rt->state) == 1) {
+    if (atomic_load(&rt->state) == RT_RUNNING) {
         for (unsigned i = 0; i < rt->nloops; i++) {
             tao__loop_t *loop = &rt->loops[i];
             if (loop->thread_started)
@@ -196,25 +140,25 @@ void tao__runtime_wait(tao__runtime_t *rt)
             loop->thread_started = false;
         }
         join_workers(rt);
-        atomic_store(&rt->state, 2);
+        atomic_store(&rt->state, RT_JOINED);
     }
     pthread_mutex_unlock(&rt->lock);
 }
 
 void tao__runtime_deinit(tao__runtime_t *rt)
 {
-    if (atomic_load(&rt->state) == 1) {
+    if (atomic_load(&rt->state) == RT_RUNNING) {
         tao__runtime_stop(rt, 0);
         tao__runtime_wait(rt);
     }
     for (unsigned i = 0; rt->loops && i < rt->nloops; i++)
         tao__loop_deinit(&rt->loops[i]);
     for (unsigned i = 0; rt->workers && i < rt->nworkers; i++) {
-        pthread_mutex_destroy(&rt->workers[i].lock);
-        pthread_cond_destroy(&rt->workers[i].cond);
+        tao__workq_deinit(&rt->workers[i].wq);
         free(rt->workers[i].to_loop);
     }
     tao__timers_free_all(rt);
+    tao__idmap_deinit(&rt->timers);
     free(rt->loops);
     free(rt->workers);
     pthread_mutex_destroy(&rt->lock);
@@ -222,4 +166,9 @@ void tao__runtime_deinit(tao__runtime_t *rt)
     pthread_mutex_destroy(&rt->tlock);
     rt->loops = NULL;
     rt->workers = NULL;
+}
+
+bool tao__runtime_accepting(tao__runtime_t *rt)
+{
+    return atomic_load(&rt->state) == RT_RUNNING && !atomic_load(&rt->stop_requested);
 }

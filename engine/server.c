@@ -6,13 +6,27 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/addr.h"
+#include "engine/conn.h"
 #include "engine/fault.h"
+#include "engine/listener.h"
+#include "engine/loop.h"
+#include "engine/server.h"
+#include "engine/tls.h"
+#include "engine/transport.h"
+#include "engine/worker.h"
 
 static unsigned cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
+}
+
+static void server_error(tao__endpoint_t *ep, tao_conn_t *c, int err, const char *what)
+{
+    tao_server_t *srv = ep->srv;
+    if (srv->cfg.on_error)
+        srv->cfg.on_error(srv, c, err, what);
 }
 
 static int apply_defaults(tao_server_t *srv, const tao_server_config_t *in)
@@ -27,29 +41,12 @@ static int apply_defaults(tao_server_t *srv, const tao_server_config_t *in)
         cfg->workers = cpus() < 2 ? 2 : (int)cpus();
     if (!cfg->backlog)
         cfg->backlog = 4096;
-    int rc = TAO__SHARED_DEFAULTS(cfg);
-    if (rc == 0)
-        rc = tao__ep_codec(&srv->ep, cfg->codec, cfg->max_frame);
+    tao__settings_t set = TAO__SETTINGS_OF(cfg);
     cfg->codec = NULL;
-    if (rc < 0)
-        return rc;
-    return tao__parse_addr(cfg->listen, &srv->addr, &srv->addr_len);
-}
-
-static void server_error(tao__endpoint_t *ep, tao_conn_t *c, int err, const char *what)
-{
-    tao_server_t *srv = ep->srv;
-    if (srv->cfg.on_error)
-        srv->cfg.on_error(srv, c, err, what);
-}
-
-static void endpoint_init(tao_server_t *srv)
-{
-    tao__endpoint_t *ep = &srv->ep;
-    const tao_server_config_t *cfg = &srv->cfg;
-    ep->srv = srv;
-    TAO__EP_FROM_CFG(ep, cfg);
-    ep->on_error = server_error;
+    int rc = tao__settings_defaults(&set);
+    if (rc == 0)
+        rc = tao__ep_init(&srv->ep, &set);
+    return rc < 0 ? rc : tao__parse_addr(cfg->listen, &srv->addr, &srv->addr_len);
 }
 
 TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out)
@@ -59,22 +56,21 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
     tao_server_t *srv = tao__calloc(1, sizeof *srv);
     if (!srv)
         return -ENOMEM;
+    srv->ep.srv = srv;
+    srv->ep.on_error = server_error;
     int rc = apply_defaults(srv, cfg ? cfg : &zero);
-    if (rc == 0)
-        rc = tao__ep_init(&srv->ep, srv->cfg.max_conns);
-    if (rc == 0 && srv->cfg.tls)
+    if (rc == 0 && srv->cfg.tls) {
         rc = tao__tls_ctx_create(srv->cfg.tls, true, &srv->ep.tls);
+        srv->ep.xport = &tao__transport_tls;
+    }
     if (rc == 0) {
         unsigned workers = srv->cfg.workers > 0 ? (unsigned)srv->cfg.workers : 0;
-        TAO__RT_ZC(&srv->rt, &srv->cfg);
-        rc = tao__runtime_init(&srv->rt, srv->cfg.loops, workers, srv->cfg.buf_count,
-                               srv->cfg.buf_size, srv->cfg.no_pin);
+        rc = tao__runtime_init(&srv->rt, &srv->ep.set, srv->cfg.loops, workers);
     }
     if (rc < 0) {
         tao_server_destroy(srv);
         return rc;
     }
-    endpoint_init(srv);
     srv->port =
         (int)ntohs(srv->addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&srv->addr)->sin6_port
                                                    : ((struct sockaddr_in *)&srv->addr)->sin_port);
@@ -85,7 +81,7 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
 TAO_API int tao_server_handle(tao_server_t *srv, int32_t type, tao_handler_cb handler,
                               tao_unmarshal_fn unmarshal, tao_value_free_fn free_value)
 {
-    if (atomic_load(&srv->rt.state) != 0)
+    if (atomic_load(&srv->rt.state) != RT_CREATED)
         return -EBUSY;
     return tao__registry_add(srv->ep.reg, type, handler, unmarshal, free_value);
 }
@@ -126,7 +122,7 @@ TAO_API int tao_server_wait(tao_server_t *srv)
 
 TAO_API int tao_server_run(tao_server_t *srv)
 {
-    if (atomic_load(&srv->rt.state) == 0) {
+    if (atomic_load(&srv->rt.state) == RT_CREATED) {
         int rc = tao_server_start(srv);
         if (rc < 0)
             return rc;
@@ -146,7 +142,7 @@ TAO_API void tao_server_destroy(tao_server_t *srv)
 
 TAO_API int tao_server_port(const tao_server_t *srv)
 {
-    return atomic_load(&srv->rt.state) == 0 ? -ENOTCONN : srv->port;
+    return atomic_load(&srv->rt.state) == RT_CREATED ? -ENOTCONN : srv->port;
 }
 
 TAO_API void *tao_server_data(const tao_server_t *srv)
@@ -212,7 +208,7 @@ TAO_API void tao_server_stats(const tao_server_t *srv, tao_stats_t *st)
         st->zc_sends += LOAD(l, zc_sends);
     }
     for (unsigned i = 0; i < rt->nworkers && rt->workers; i++)
-        st->worker_queue += atomic_load(&rt->workers[i].depth);
+        st->worker_queue += atomic_load(&rt->workers[i].wq.depth);
     st->conns_open = atomic_load(&srv->ep.nconns);
     st->broadcast_skipped = atomic_load(&srv->ep.bcast_skipped);
     st->unmarshal_errors = atomic_load(&srv->ep.unmarshal_err);

@@ -12,8 +12,13 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "engine/engine.h"
+#include "engine/conn.h"
+#include "engine/endpoint.h"
 #include "engine/fault.h"
+#include "engine/loop.h"
+#include "engine/runtime.h"
+#include "engine/server.h"
+#include "engine/timer.h"
 
 TAO_API uint64_t tao_now_ms(void)
 {
@@ -30,54 +35,25 @@ static uint64_t now_ceil(void)
 
 /* ---- the id map ----------------------------------------------------------- */
 
-static int map_grow(tao__runtime_t *rt)
-{
-    size_t cap = rt->tmap_cap ? rt->tmap_cap * 2 : 256;
-    tao__utimer_t **m = tao__calloc(cap, sizeof *m);
-    if (!m)
-        return -ENOMEM;
-    for (size_t i = 0; i < rt->tmap_cap; i++) {
-        for (tao__utimer_t *t = rt->tmap[i], *next; t; t = next) {
-            next = t->hnext;
-            t->hnext = m[t->id & (cap - 1)];
-            m[t->id & (cap - 1)] = t;
-        }
-    }
-    free(rt->tmap);
-    rt->tmap = m;
-    rt->tmap_cap = cap;
-    return 0;
-}
-
-static int map_insert(tao__runtime_t *rt, tao__utimer_t *t)
+static void map_insert(tao__runtime_t *rt, tao__utimer_t *t)
 {
     pthread_mutex_lock(&rt->tlock);
-    if (rt->tmap_count * 2 >= rt->tmap_cap && map_grow(rt) < 0) {
-        pthread_mutex_unlock(&rt->tlock);
-        return -ENOMEM;
-    }
-    t->id = rt->next_timer_id++;
-    t->hnext = rt->tmap[t->id & (rt->tmap_cap - 1)];
-    rt->tmap[t->id & (rt->tmap_cap - 1)] = t;
-    rt->tmap_count++;
+    t->idn.id = rt->next_timer_id++;
+    tao__idmap_insert(&rt->timers, &t->idn);
     pthread_mutex_unlock(&rt->tlock);
-    return 0;
 }
 
 /* Remove by id; returns the timer (with a new reference) or NULL. */
 static tao__utimer_t *map_take(tao__runtime_t *rt, uint64_t id, const tao_conn_t *conn)
 {
-    tao__utimer_t *t = NULL;
     pthread_mutex_lock(&rt->tlock);
-    for (tao__utimer_t **p = rt->tmap_cap ? &rt->tmap[id & (rt->tmap_cap - 1)] : NULL; p && *p;
-         p = &(*p)->hnext) {
-        if ((*p)->id == id && (!conn || (*p)->conn == conn)) {
-            t = *p;
-            *p = t->hnext;
-            rt->tmap_count--;
-            atomic_fetch_add(&t->refs, 1);
-            break;
-        }
+    tao__idnode_t *n = tao__idmap_find(&rt->timers, id);
+    tao__utimer_t *t = n ? container_of(n, tao__utimer_t, idn) : NULL;
+    if (t && (!conn || t->conn == conn)) {
+        tao__idmap_remove(&rt->timers, n);
+        atomic_fetch_add(&t->refs, 1);
+    } else {
+        t = NULL;
     }
     pthread_mutex_unlock(&rt->tlock);
     return t;
@@ -86,7 +62,7 @@ static tao__utimer_t *map_take(tao__runtime_t *rt, uint64_t id, const tao_conn_t
 /* Remove this timer if it is still mapped; true when it was. */
 static bool map_remove(tao__runtime_t *rt, tao__utimer_t *t)
 {
-    tao__utimer_t *got = map_take(rt, t->id, NULL);
+    tao__utimer_t *got = map_take(rt, t->idn.id, NULL);
     if (got)
         atomic_fetch_sub(&got->refs, 1);
     return got != NULL;
@@ -106,20 +82,8 @@ void tao__timer_unref(tao__utimer_t *t)
 static void unlink_live(tao__loop_t *loop, tao__utimer_t *t)
 {
     tao__wheel_cancel(&loop->wheel, &t->wt);
-    if (t->lprev)
-        t->lprev->lnext = t->lnext;
-    else
-        loop->timers = t->lnext;
-    if (t->lnext)
-        t->lnext->lprev = t->lprev;
-    if (t->conn) {
-        if (t->cprev)
-            t->cprev->cnext = t->cnext;
-        else
-            t->conn->timers = t->cnext;
-        if (t->cnext)
-            t->cnext->cprev = t->cprev;
-    }
+    tao__list_remove(&t->lnode);
+    tao__list_remove(&t->cnode);
     t->live = false;
     STAT_ADD(loop, timers, -1);
     tao__timer_unref(t);
@@ -144,11 +108,11 @@ static void fire(tao__timer_t *wt, uint64_t now)
         return;
     }
     if (t->conn && t->conn->ep->workers) {
-        tao__item_t *it = tao__item_new(IT_TIMER, t->conn, 0);
+        tao__item_t *it = tao__item_new(WI_TIMER, t->conn, 0);
         if (it) {
             atomic_fetch_add(&t->refs, 1);
             it->u.timer = t;
-            tao__queue_push(&loop->to_worker[t->conn->worker], it);
+            tao__to_worker(loop, t->conn->worker, it);
         }
     } else {
         tao__timer_run(t);
@@ -160,24 +124,16 @@ static void fire(tao__timer_t *wt, uint64_t now)
 void tao__timer_arm_local(tao__loop_t *loop, tao__utimer_t *t)
 {
     tao_conn_t *c = t->conn;
+    TAO__ON_LOOP(loop);
     if (atomic_load(&t->cancelled) || (c && (c->flags & (C_CLOSE_SUBMITTED | C_DEAD)))) {
         map_remove(loop->rt, t);
         tao__timer_unref(t);
         return;
     }
     t->live = true;
-    t->lprev = NULL;
-    t->lnext = loop->timers;
-    if (loop->timers)
-        loop->timers->lprev = t;
-    loop->timers = t;
-    if (c) {
-        t->cprev = NULL;
-        t->cnext = c->timers;
-        if (c->timers)
-            c->timers->cprev = t;
-        c->timers = t;
-    }
+    tao__list_push(&loop->timers, &t->lnode);
+    if (c)
+        tao__list_push(&c->timers, &t->cnode);
     STAT_ADD(loop, timers, 1);
     tao__timer_init(&t->wt, fire);
     tao__wheel_add(&loop->wheel, &t->wt, t->due, t->period);
@@ -185,14 +141,15 @@ void tao__timer_arm_local(tao__loop_t *loop, tao__utimer_t *t)
 
 void tao__timer_cancel_local(tao__loop_t *loop, tao__utimer_t *t)
 {
+    TAO__ON_LOOP(loop);
     if (t->live)
         unlink_live(loop, t);
 }
 
 void tao__conn_timers_cancel(tao_conn_t *c)
 {
-    while (c->timers) {
-        tao__utimer_t *t = c->timers;
+    while (!tao__list_empty(&c->timers)) {
+        tao__utimer_t *t = container_of(c->timers.next, tao__utimer_t, cnode);
         atomic_store(&t->cancelled, true);
         map_remove(c->loop->rt, t);
         unlink_live(c->loop, t);
@@ -208,8 +165,8 @@ void tao__timer_discard(tao__utimer_t *t)
 
 void tao__loop_timers_free(tao__loop_t *loop)
 {
-    while (loop->timers) {
-        tao__utimer_t *t = loop->timers;
+    while (!tao__list_empty(&loop->timers)) {
+        tao__utimer_t *t = container_of(loop->timers.next, tao__utimer_t, lnode);
         map_remove(loop->rt, t);
         unlink_live(loop, t);
     }
@@ -218,26 +175,25 @@ void tao__loop_timers_free(tao__loop_t *loop)
 void tao__timers_free_all(tao__runtime_t *rt)
 {
     /* Every loop has freed its live timers; what is left was never armed. */
-    for (size_t i = 0; i < rt->tmap_cap; i++) {
-        for (tao__utimer_t *t = rt->tmap[i], *next; t; t = next) {
-            next = t->hnext;
-            tao__timer_unref(t);
+    tao__idmap_t *m = &rt->timers;
+    for (size_t i = 0; m->slots && i <= m->mask; i++) {
+        for (tao__idnode_t *n = m->slots[i], *next; n; n = next) {
+            next = n->next;
+            tao__timer_unref(container_of(n, tao__utimer_t, idn));
         }
+        m->slots[i] = NULL;
     }
-    free(rt->tmap);
-    rt->tmap = NULL;
-    rt->tmap_cap = rt->tmap_count = 0;
+    m->count = 0;
 }
 
 /* ---- the public calls ------------------------------------------------------ */
 
-int64_t tao__timer_add(tao__runtime_t *rt, tao__loop_t *loop, tao_conn_t *conn, void *owner,
-                       uint64_t due, uint64_t period, tao_timer_cb cb, void *arg)
+static int64_t tao__timer_add(tao__runtime_t *rt, tao__loop_t *loop, tao_conn_t *conn, void *owner,
+                              uint64_t due, uint64_t period, tao_timer_cb cb, void *arg)
 {
     if (!cb)
         return -EINVAL;
-    if (atomic_load(&rt->state) != 1 || atomic_load(&rt->stop_requested) ||
-        (conn && atomic_load(&conn->closing)))
+    if (!tao__runtime_accepting(rt) || (conn && atomic_load(&conn->closing)))
         return -ESHUTDOWN;
     tao__utimer_t *t = tao__calloc(1, sizeof *t);
     if (!t)
@@ -250,20 +206,19 @@ int64_t tao__timer_add(tao__runtime_t *rt, tao__loop_t *loop, tao_conn_t *conn, 
     t->due = due;
     t->period = period;
     atomic_init(&t->refs, 1);
+    tao__list_init(&t->lnode);
+    tao__list_init(&t->cnode);
     if (conn) {
         t->conn = conn;
         tao__conn_ref(conn);
     }
-    if (map_insert(rt, t) < 0) {
-        tao__timer_unref(t);
-        return -ENOMEM;
-    }
-    int64_t id = (int64_t)t->id;
-    if (tao__tls_loop == loop) {
+    map_insert(rt, t);
+    int64_t id = (int64_t)t->idn.id;
+    if (tao__cur_loop == loop) {
         tao__timer_arm_local(loop, t);
         return id;
     }
-    tao__item_t *it = tao__item_new(IT_TIMER_ARM, NULL, 0);
+    tao__item_t *it = tao__item_new(LI_TIMER_ARM, NULL, 0);
     if (!it) {
         tao__timer_discard(t);
         return -ENOMEM;
@@ -281,12 +236,12 @@ static int cancel(tao__runtime_t *rt, int64_t id, const tao_conn_t *conn)
     if (!t)
         return -ENOENT;
     atomic_store(&t->cancelled, true);
-    if (tao__tls_loop == t->loop) {
+    if (tao__cur_loop == t->loop) {
         tao__timer_cancel_local(t->loop, t);
         tao__timer_unref(t);
         return 0;
     }
-    tao__item_t *it = tao__item_new(IT_TIMER_CANCEL, NULL, 0);
+    tao__item_t *it = tao__item_new(LI_TIMER_CANCEL, NULL, 0);
     if (!it) {
         /* The flag alone keeps the callback from running; the loop frees
          * the timer when it comes due. */
@@ -301,7 +256,7 @@ static int cancel(tao__runtime_t *rt, int64_t id, const tao_conn_t *conn)
 /* Server timers go to the caller's loop when it is one of ours, else loop 0. */
 static tao__loop_t *server_loop(tao_server_t *srv)
 {
-    tao__loop_t *l = tao__tls_loop;
+    tao__loop_t *l = tao__cur_loop;
     return l && l->rt == &srv->rt ? l : &srv->rt.loops[0];
 }
 

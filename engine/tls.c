@@ -1,70 +1,56 @@
-/* TLS with wolfSSL, driven from the loop through custom I/O callbacks.
+/* The TLS transport: wolfSSL driven from the loop through custom I/O
+ * callbacks, behind the transport seam (transport.h).
  *
  * The receive callback hands wolfSSL the ciphertext the loop received (kept
- * in c->tls->in); the send callback appends wolfSSL's output to the
- * connection's send queue and always takes all of it: back-pressure works
- * above TLS, and wolfSSL 5.5.4 loses state when a send callback answers
- * WANT_WRITE mid-handshake. Nothing here blocks or touches a socket. */
+ * in the connection's TLS state); the send callback appends wolfSSL's
+ * output to the connection's send queue and always takes all of it:
+ * back-pressure works above TLS, and wolfSSL 5.5.4 loses state when a send
+ * callback answers WANT_WRITE mid-handshake. Nothing here blocks or touches
+ * a socket. The contexts (certificates, versions, ciphers) are tls_ctx.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine.h"
-#include "engine/tls.h"
+#include "engine/conn.h"
+#include "engine/endpoint.h"
 #include "engine/fault.h"
+#include "engine/log.h"
+#include "engine/loop.h"
+#include "engine/recv.h"
+#include "engine/send.h"
+#include "engine/tls.h"
+#include "engine/transport.h"
 
 #ifndef TAO_WITH_TLS
 
-TAO_API bool tao_tls_available(void)
+static int start(tao_conn_t *c)
 {
-    return false;
+    return -ENOTSUP; /* never reached: no endpoint gets this transport */
 }
 
-int tao__tls_ctx_create(const tao_tls_config_t *cfg, bool server, tao__tls_ctx_t **out)
-{
-    tao__log(TAO_LOG_ERROR, "TLS requested, but this Tao-C was built without it (TAO_WITH_TLS)");
-    return -ENOTSUP;
-}
-
-void tao__tls_ctx_destroy(tao__tls_ctx_t *ctx)
-{
-}
-
-int tao__tls_begin(struct tao_conn *c)
-{
-    return -ENOTSUP;
-}
-
-void tao__tls_input(struct tao_conn *c, const uint8_t *data, size_t len)
-{
-}
-
-int tao__tls_write(struct tao_conn *c, const tao_frame_hdr_t *h, const void *payload, size_t len)
-{
-    return -ENOTSUP;
-}
-
-int tao__tls_write_chunk(struct tao_conn *c, struct tao__chunk *k)
+static int write_chunk(tao_conn_t *c, tao__chunk_t *k)
 {
     tao__chunk_free(k);
     return -ENOTSUP;
 }
 
-void tao__tls_shutdown(struct tao_conn *c)
+static void nothing(tao_conn_t *c)
 {
 }
 
-bool tao__tls_ready(const struct tao_conn *c)
-{
-    return false;
-}
+const tao__transport_t tao__transport_tls = {
+    .name = "tls",
+    .start = start,
+    .input = tao__conn_input,
+    .write = tao__out_frame,
+    .write_chunk = write_chunk,
+    .eof = nothing,
+    .shutdown = nothing,
+    .end = nothing,
+};
 
-void tao__tls_end(struct tao_conn *c)
-{
-}
-
-void tao__tls_thread_exit(void)
+void tao__transport_thread_exit(void)
 {
 }
 
@@ -85,21 +71,7 @@ TAO_API bool tao_conn_tls_resumed(const tao_conn_t *conn)
 
 #else
 
-#include <wolfssl/options.h>
-#include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/ecc.h>
-
-#define HANDSHAKE_MS 10000
-
-struct tao__tls_ctx {
-    WOLFSSL_CTX *ctx;
-    bool server;
-    char *server_name;
-    char *alpn;
-    unsigned hs_ms;
-    pthread_mutex_t lock;
-    WOLFSSL_SESSION *session; /* client: the last session, for resumption */
-};
 
 struct tao__tls {
     WOLFSSL *ssl;
@@ -109,16 +81,6 @@ struct tao__tls {
     bool ready;
     char alpn[64]; /* the negotiated protocol, NUL-terminated */
 };
-
-TAO_API bool tao_tls_available(void)
-{
-    return true;
-}
-
-static void init_once(void)
-{
-    wolfSSL_Init();
-}
 
 static const char *reason(WOLFSSL *ssl, int rc)
 {
@@ -132,7 +94,7 @@ static const char *reason(WOLFSSL *ssl, int rc)
 
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
 {
-    struct tao__tls *t = ((tao_conn_t *)arg)->tls;
+    struct tao__tls *t = ((tao_conn_t *)arg)->xdata;
     size_t avail = t->in_len - t->in_off;
     if (avail == 0)
         return WOLFSSL_CBIO_ERR_WANT_READ;
@@ -146,140 +108,17 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 {
     tao_conn_t *c = arg;
     static const tao_frame_hdr_t none;
-    size_t before = c->out.bytes;
     if (c->flags & C_ABORT)
         return sz; /* nothing will be written any more */
-    if (tao__outq_push_copy(&c->out, &none, buf, (size_t)sz) < 0)
+    if (tao__out_copy(c, &none, buf, (size_t)sz) < 0)
         return WOLFSSL_CBIO_ERR_GENERAL;
-    tao__queued_add(c, c->out.bytes - before);
-    STAT_ADD(c->loop, queued, c->out.bytes - before);
-    tao__conn_mark_dirty(c);
     return sz;
 }
 
-/* ---- contexts ---------------------------------------------------------------- */
-
-static int file_format(const char *path)
+void tao__tls_ctx_io(tao__tls_ctx_t *t)
 {
-    size_t n = strlen(path);
-    return n > 4 && (strcmp(path + n - 4, ".der") == 0 || strcmp(path + n - 4, ".cer") == 0)
-               ? WOLFSSL_FILETYPE_ASN1
-               : WOLFSSL_FILETYPE_PEM;
-}
-
-static WOLFSSL_METHOD *method(const tao_tls_config_t *cfg, bool server)
-{
-    if (cfg->max_version == TAO_TLS_1_2)
-        return server ? wolfTLSv1_2_server_method() : wolfTLSv1_2_client_method();
-    if (cfg->min_version == TAO_TLS_1_3)
-        return server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method();
-    return server ? wolfSSLv23_server_method() : wolfSSLv23_client_method();
-}
-
-#define CHACHA_FIRST                                                                               \
-    "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"              \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:"     \
-    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
-
-static int configure(tao__tls_ctx_t *t, const tao_tls_config_t *cfg)
-{
-    WOLFSSL_CTX *ctx = t->ctx;
-    /* Debian's build would accept TLS 1.1 unless told otherwise. */
-    int min = cfg->min_version == TAO_TLS_1_3 ? WOLFSSL_TLSV1_3 : WOLFSSL_TLSV1_2;
-    if (wolfSSL_CTX_SetMinVersion(ctx, min) != WOLFSSL_SUCCESS)
-        return -EPROTO;
-    if (cfg->cert_file &&
-        wolfSSL_CTX_use_certificate_chain_file_format(
-            ctx, cfg->cert_file, file_format(cfg->cert_file)) != WOLFSSL_SUCCESS) {
-        tao__log(TAO_LOG_ERROR, "TLS: cannot load certificate chain %s", cfg->cert_file);
-        return -ENOENT;
-    }
-    if (cfg->key_file && wolfSSL_CTX_use_PrivateKey_file(
-                             ctx, cfg->key_file, file_format(cfg->key_file)) != WOLFSSL_SUCCESS) {
-        tao__log(TAO_LOG_ERROR, "TLS: cannot load private key %s", cfg->key_file);
-        return -ENOENT;
-    }
-    if (cfg->ca_file &&
-        wolfSSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != WOLFSSL_SUCCESS) {
-        tao__log(TAO_LOG_ERROR, "TLS: cannot load CA file %s", cfg->ca_file);
-        return -ENOENT;
-    }
-    const char *ciphers = cfg->ciphers ? cfg->ciphers : cfg->prefer_chacha ? CHACHA_FIRST : NULL;
-    if (ciphers && wolfSSL_CTX_set_cipher_list(ctx, ciphers) != WOLFSSL_SUCCESS) {
-        tao__log(TAO_LOG_ERROR, "TLS: cipher list refused: %s", ciphers);
-        return -EINVAL;
-    }
-    if (cfg->prefer_chacha)
-        wolfSSL_CTX_set_options(ctx, WOLFSSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (t->server) {
-        if (!cfg->cert_file || !cfg->key_file) {
-            tao__log(TAO_LOG_ERROR, "TLS server: cert_file and key_file are required");
-            return -EINVAL;
-        }
-        if (cfg->verify_client && !cfg->ca_file) {
-            tao__log(TAO_LOG_ERROR, "TLS server: verify_client needs ca_file");
-            return -EINVAL;
-        }
-        wolfSSL_CTX_set_verify(ctx,
-                               cfg->verify_client
-                                   ? WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT
-                                   : WOLFSSL_VERIFY_NONE,
-                               NULL);
-        if (cfg->no_tickets) {
-            wolfSSL_CTX_NoTicketTLSv12(ctx);
-            wolfSSL_CTX_no_ticket_TLSv13(ctx);
-        }
-    } else {
-        if (!cfg->insecure && !cfg->ca_file) {
-            tao__log(TAO_LOG_ERROR, "TLS client: ca_file is required (or insecure)");
-            return -EINVAL;
-        }
-        wolfSSL_CTX_set_verify(ctx, cfg->insecure ? WOLFSSL_VERIFY_NONE : WOLFSSL_VERIFY_PEER,
-                               NULL);
-        wolfSSL_CTX_UseSessionTicket(ctx);
-    }
-    wolfSSL_CTX_SetIORecv(ctx, io_recv);
-    wolfSSL_CTX_SetIOSend(ctx, io_send);
-    return 0;
-}
-
-int tao__tls_ctx_create(const tao_tls_config_t *cfg, bool server, tao__tls_ctx_t **out)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, init_once);
-
-    tao__tls_ctx_t *t = tao__calloc(1, sizeof *t);
-    if (!t)
-        return -ENOMEM;
-    t->server = server;
-    t->hs_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : HANDSHAKE_MS;
-    pthread_mutex_init(&t->lock, NULL);
-    t->ctx = wolfSSL_CTX_new(method(cfg, server));
-    int rc = t->ctx ? configure(t, cfg) : -ENOMEM;
-    if (rc == 0 && cfg->server_name && !(t->server_name = strdup(cfg->server_name)))
-        rc = -ENOMEM;
-    if (rc == 0 && cfg->alpn && !(t->alpn = strdup(cfg->alpn)))
-        rc = -ENOMEM;
-    if (rc < 0) {
-        tao__tls_ctx_destroy(t);
-        return rc;
-    }
-    *out = t;
-    return 0;
-}
-
-void tao__tls_ctx_destroy(tao__tls_ctx_t *t)
-{
-    if (!t)
-        return;
-    if (t->session)
-        wolfSSL_SESSION_free(t->session);
-    if (t->ctx)
-        wolfSSL_CTX_free(t->ctx);
-    free(t->server_name);
-    free(t->alpn);
-    pthread_mutex_destroy(&t->lock);
-    free(t);
+    wolfSSL_CTX_SetIORecv(t->ctx, io_recv);
+    wolfSSL_CTX_SetIOSend(t->ctx, io_send);
 }
 
 /* ---- per connection ------------------------------------------------------------ */
@@ -318,7 +157,7 @@ static int setup_client(tao__tls_ctx_t *x, WOLFSSL *ssl)
 
 static void handshake(tao_conn_t *c);
 
-int tao__tls_begin(tao_conn_t *c)
+static int start(tao_conn_t *c)
 {
     tao__tls_ctx_t *x = c->ep->tls;
     struct tao__tls *t = tao__calloc(1, sizeof *t);
@@ -329,7 +168,7 @@ int tao__tls_begin(tao_conn_t *c)
         free(t);
         return -ENOMEM;
     }
-    c->tls = t;
+    c->xdata = t;
     wolfSSL_SetIOReadCtx(t->ssl, c);
     wolfSSL_SetIOWriteCtx(t->ssl, c);
     int rc = 0;
@@ -351,8 +190,8 @@ int tao__tls_begin(tao_conn_t *c)
 static void read_plain(tao_conn_t *c)
 {
     static __thread uint8_t buf[16384];
-    struct tao__tls *t = c->tls;
-    while (c->tls && !(c->flags & (C_CLOSING | C_FENCING))) {
+    struct tao__tls *t = c->xdata;
+    while (c->xdata && !(c->flags & (C_CLOSING | C_FENCING))) {
         int n = wolfSSL_read(t->ssl, buf, sizeof buf);
         if (n > 0) {
             tao__conn_input(c, buf, (size_t)n);
@@ -374,7 +213,7 @@ static void read_plain(tao_conn_t *c)
 
 static void handshake(tao_conn_t *c)
 {
-    struct tao__tls *t = c->tls;
+    struct tao__tls *t = c->xdata;
     int rc = c->ep->tls->server ? wolfSSL_accept(t->ssl) : wolfSSL_connect(t->ssl);
     if (rc == WOLFSSL_SUCCESS) {
         char *proto = NULL;
@@ -394,9 +233,9 @@ static void handshake(tao_conn_t *c)
         fail(c, -EPROTO, reason(t->ssl, rc));
 }
 
-void tao__tls_input(tao_conn_t *c, const uint8_t *data, size_t len)
+static void input(tao_conn_t *c, const uint8_t *data, size_t len)
 {
-    struct tao__tls *t = c->tls;
+    struct tao__tls *t = c->xdata;
     if (t->in_off == t->in_len)
         t->in_off = t->in_len = 0;
     if (t->in_len + len > t->in_cap) {
@@ -421,9 +260,9 @@ void tao__tls_input(tao_conn_t *c, const uint8_t *data, size_t len)
     t->in_len += len;
     if (!t->ready)
         handshake(c);
-    if (c->tls && t->ready)
+    if (c->xdata && t->ready)
         read_plain(c);
-    if (c->tls && t->in_off == t->in_len && t->in_cap > 65536) {
+    if (c->xdata && t->in_off == t->in_len && t->in_cap > 65536) {
         /* Do not keep a large buffer on an idle connection. */
         free(t->in);
         t->in = NULL;
@@ -433,7 +272,7 @@ void tao__tls_input(tao_conn_t *c, const uint8_t *data, size_t len)
 
 static int write_all(tao_conn_t *c, const void *buf, size_t len)
 {
-    struct tao__tls *t = c->tls;
+    struct tao__tls *t = c->xdata;
     if (!t || !t->ready)
         return -ENOTCONN;
     while (len) {
@@ -449,7 +288,7 @@ static int write_all(tao_conn_t *c, const void *buf, size_t len)
     return 0;
 }
 
-int tao__tls_write(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload, size_t len)
+static int write_frame(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload, size_t len)
 {
     /* One record for a small frame: header, payload and trailer together. */
     uint8_t small[4096];
@@ -469,8 +308,11 @@ int tao__tls_write(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload,
     return rc;
 }
 
-int tao__tls_write_chunk(tao_conn_t *c, tao__chunk_t *k)
+/* Encrypted into the queue: the plaintext count gives way to the
+ * ciphertext one (io_send counts it). */
+static int write_chunk(tao_conn_t *c, tao__chunk_t *k)
 {
+    tao__queued_sub(c, tao__chunk_bytes(k));
     int rc = write_all(c, k->data, k->len);
     if (rc == 0 && k->ext_len)
         rc = write_all(c, k->ext, k->ext_len);
@@ -480,20 +322,23 @@ int tao__tls_write_chunk(tao_conn_t *c, tao__chunk_t *k)
     return rc;
 }
 
-bool tao__tls_ready(const tao_conn_t *c)
+static void eof(tao_conn_t *c)
 {
-    return c->tls && c->tls->ready;
+    struct tao__tls *t = c->xdata;
+    if (t && !t->ready)
+        tao__conn_error(c, -ECONNRESET, "TLS handshake: the peer closed the connection");
 }
 
-void tao__tls_shutdown(tao_conn_t *c)
+static void shutdown_(tao_conn_t *c)
 {
-    if (c->tls && c->tls->ready)
-        wolfSSL_shutdown(c->tls->ssl); /* queues close_notify; the peer's is not awaited */
+    struct tao__tls *t = c->xdata;
+    if (t && t->ready)
+        wolfSSL_shutdown(t->ssl); /* queues close_notify; the peer's is not awaited */
 }
 
-void tao__tls_end(tao_conn_t *c)
+static void end(tao_conn_t *c)
 {
-    struct tao__tls *t = c->tls;
+    struct tao__tls *t = c->xdata;
     if (!t)
         return;
     tao__tls_ctx_t *x = c->ep->tls;
@@ -511,27 +356,44 @@ void tao__tls_end(tao_conn_t *c)
     wolfSSL_free(t->ssl);
     free(t->in);
     free(t);
-    c->tls = NULL;
+    c->xdata = NULL;
 }
 
-void tao__tls_thread_exit(void)
+const tao__transport_t tao__transport_tls = {
+    .name = "tls",
+    .start = start,
+    .input = input,
+    .write = write_frame,
+    .write_chunk = write_chunk,
+    .eof = eof,
+    .shutdown = shutdown_,
+    .end = end,
+};
+
+void tao__transport_thread_exit(void)
 {
     wc_ecc_fp_free();
 }
 
+static const struct tao__tls *ready(const tao_conn_t *c)
+{
+    const struct tao__tls *t = c->xport == &tao__transport_tls ? c->xdata : NULL;
+    return t && t->ready ? t : NULL;
+}
+
 TAO_API const char *tao_conn_tls_version(const tao_conn_t *c)
 {
-    return c->tls && c->tls->ready ? wolfSSL_get_version(c->tls->ssl) : NULL;
+    return ready(c) ? wolfSSL_get_version(ready(c)->ssl) : NULL;
 }
 
 TAO_API const char *tao_conn_tls_alpn(const tao_conn_t *c)
 {
-    return c->tls && c->tls->ready && c->tls->alpn[0] ? c->tls->alpn : NULL;
+    return ready(c) && ready(c)->alpn[0] ? ready(c)->alpn : NULL;
 }
 
 TAO_API bool tao_conn_tls_resumed(const tao_conn_t *c)
 {
-    return c->tls && c->tls->ready && wolfSSL_session_reused(c->tls->ssl);
+    return ready(c) && wolfSSL_session_reused(ready(c)->ssl);
 }
 
 #endif

@@ -1,0 +1,400 @@
+/* A connection's output: counting queued bytes, putting frames into the
+ * output queue (outq.c), the one send in flight that drains it, and the
+ * public send calls from any thread.
+ *
+ * Counting: an output byte counts from the moment a send accepts it (on
+ * any thread) until it is written or dropped, on the connection (its
+ * watermarks and send limit) and on its endpoint (the server-wide budget,
+ * max_queued_bytes). tao__queued_add and tao__queued_sub are the only two
+ * functions that change those counts; the queue's own entries and exits
+ * (out_chunk, out_copy, out_sent, tao__out_clear) call them.
+ *
+ * Sending: at most one send per socket is in flight, gathering up to
+ * TAO__IOV_MAX iovecs from the head; a short send leaves the rest for the
+ * next one. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/bufring.h"
+#include "engine/conn.h"
+#include "engine/endpoint.h"
+#include "engine/fault.h"
+#include "engine/keepalive.h"
+#include "engine/loop.h"
+#include "engine/recv.h"
+#include "engine/send.h"
+#include "engine/transport.h"
+
+/* ---- counting ------------------------------------------------------------- */
+
+void tao__queued_add(tao_conn_t *c, size_t n)
+{
+    atomic_fetch_add(&c->queued, n);
+    atomic_fetch_add(&c->ep->queued, n);
+}
+
+void tao__queued_sub(tao_conn_t *c, size_t n)
+{
+    atomic_fetch_sub(&c->queued, n);
+    atomic_fetch_sub(&c->ep->queued, n);
+}
+
+/* Output grew by n bytes: flush at the end of the batch, and stop reading
+ * past the high watermark. */
+static void grew(tao_conn_t *c, size_t n, bool counted)
+{
+    if (!counted)
+        tao__queued_add(c, n);
+    STAT_ADD(c->loop, queued, n);
+    tao__conn_mark_dirty(c);
+}
+
+void tao__out_chunk(tao_conn_t *c, tao__chunk_t *k, bool counted)
+{
+    tao__outq_append(&c->out, k);
+    grew(c, tao__chunk_bytes(k), counted);
+}
+
+int tao__out_copy(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload, size_t len)
+{
+    size_t before = c->out.bytes;
+    int rc = tao__outq_push_copy(&c->out, h, payload, len);
+    if (rc == 0)
+        grew(c, c->out.bytes - before, false);
+    return rc;
+}
+
+/* The bytes between before and now left the queue. */
+static void shrank(tao_conn_t *c, size_t before)
+{
+    STAT_ADD(c->loop, queued, -(int64_t)(before - c->out.bytes));
+    tao__queued_sub(c, before - c->out.bytes);
+}
+
+void tao__out_clear(tao_conn_t *c)
+{
+    size_t before = c->out.bytes;
+    tao__outq_clear(&c->out);
+    shrank(c, before);
+}
+
+/* ---- lending receive buffers ----------------------------------------------- */
+
+#define LEND_MIN 1024          /* smaller payloads are cheaper to copy and pack */
+#define LEND_QUEUE (256 << 10) /* a connection this far behind gets copies */
+
+/* A payload that lies in the receive buffer being decoded is sent from that
+ * buffer instead of a copy: what an echo or a proxy does. Bounded so that
+ * slow peers cannot drain the buffers: at most half of them out on loan
+ * (bufring.c), and only to connections whose queue is short. */
+static tao__chunk_t *lend_chunk(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload,
+                                size_t len)
+{
+    tao__loop_t *loop = c->loop;
+    const uint8_t *p = payload, *base = loop->recv_base;
+    if (!base || len < LEND_MIN || p < base || p + len > base + loop->buf_size ||
+        atomic_load(&c->queued) > LEND_QUEUE)
+        return NULL;
+    tao__chunk_t *k = tao__chunk_owned(h, (void *)p, len, NULL, NULL);
+    if (!k)
+        return NULL;
+    if (!tao__buf_lend(loop, loop->recv_bid)) {
+        free(k);
+        return NULL;
+    }
+    k->lent = loop;
+    k->lent_bid = loop->recv_bid;
+    return k;
+}
+
+/* ---- registered buffers for SEND_ZC ----------------------------------------- */
+
+void tao__zc_put(tao__loop_t *loop, unsigned slot)
+{
+    if (--loop->zc_refs[slot] == 0)
+        loop->zc_free[loop->zc_nfree++] = (uint16_t)slot;
+}
+
+/* Copy a frame into a free registered buffer: one copy, as for any send,
+ * and the kernel then sends from pinned memory. NULL when none fits. */
+static tao__chunk_t *zc_chunk(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload,
+                              size_t len)
+{
+    tao__loop_t *loop = c->loop;
+    size_t total = h->pre_len + len + h->post_len;
+    if (!c->ep->zc_threshold || len < c->ep->zc_threshold || !loop->zc_nfree ||
+        total > loop->zc_size)
+        return NULL;
+    tao__chunk_t *k = tao__chunk_new(0);
+    if (!k)
+        return NULL;
+    unsigned slot = loop->zc_free[--loop->zc_nfree];
+    loop->zc_refs[slot] = 1;
+    k->zc_loop = loop;
+    k->zc_slot = slot;
+    k->ext = loop->zc_mem + (size_t)slot * loop->zc_size;
+    k->ext_len = total;
+    memcpy(k->ext, h->pre, h->pre_len);
+    if (len)
+        memcpy(k->ext + h->pre_len, payload, len);
+    memcpy(k->ext + h->pre_len + len, h->post, h->post_len);
+    return k;
+}
+
+int tao__out_frame(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload, size_t len)
+{
+    tao__chunk_t *k = zc_chunk(c, h, payload, len);
+    if (!k)
+        k = lend_chunk(c, h, payload, len);
+    if (!k)
+        return tao__out_copy(c, h, payload, len);
+    tao__out_chunk(c, k, false);
+    return 0;
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static tao__sendctx_t *ctx_get(tao__loop_t *loop, tao_conn_t *c)
+{
+    tao__sendctx_t *ctx = loop->free_ctx;
+    if (ctx)
+        loop->free_ctx = ctx->next_free;
+    else if (!(ctx = tao__malloc(sizeof *ctx)))
+        return NULL;
+    ctx->op = (tao__op_t){.kind = OP_SEND};
+    ctx->conn = c;
+    ctx->zc_slot = -1;
+    memset(&ctx->msg, 0, sizeof ctx->msg);
+    ctx->msg.msg_iov = ctx->iov;
+    return ctx;
+}
+
+static void ctx_put(tao__loop_t *loop, tao__sendctx_t *ctx)
+{
+    if (ctx->zc_slot >= 0)
+        tao__zc_put(loop, (unsigned)ctx->zc_slot);
+    ctx->next_free = loop->free_ctx;
+    loop->free_ctx = ctx;
+}
+
+void tao__sendctx_free_all(tao__loop_t *loop)
+{
+    while (loop->free_ctx) {
+        tao__sendctx_t *n = loop->free_ctx->next_free;
+        free(loop->free_ctx);
+        loop->free_ctx = n;
+    }
+}
+
+/* Fault injection: keep the first few bytes only, as a short send would
+ * (1 to 64 of them, varied so frame boundaries fall everywhere). */
+static int shorten(struct iovec *iov, int n)
+{
+    static _Thread_local unsigned seq;
+    size_t left = 1 + (seq++ * 7919u) % 64;
+    int i = 0;
+    for (; i < n && left; i++) {
+        if (iov[i].iov_len > left)
+            iov[i].iov_len = left;
+        left -= iov[i].iov_len;
+    }
+    return i;
+}
+
+/* A chunk in a registered buffer goes alone, as a zero-copy send. */
+static void fill_zc(tao__loop_t *loop, const tao__outq_t *q, tao__sendctx_t *ctx)
+{
+    const tao__chunk_t *k = q->head;
+    size_t skip = q->head_off - k->len; /* a ZC chunk has no data[] bytes */
+    ctx->iov[0].iov_base = k->ext + skip;
+    ctx->iov[0].iov_len = k->ext_len - skip;
+    ctx->msg.msg_iovlen = 1;
+    ctx->zc_slot = (int)k->zc_slot;
+    loop->zc_refs[k->zc_slot]++; /* until the kernel's notification */
+    STAT_ADD(loop, zc_sends, 1);
+}
+
+void tao__conn_flush(tao_conn_t *c)
+{
+    TAO__ON_LOOP(c->loop);
+    if (c->flags & (C_SEND_INFLIGHT | C_CLOSE_SUBMITTED | C_ABORT) || !c->out.bytes)
+        return;
+    tao__loop_t *loop = c->loop;
+    tao__sendctx_t *ctx = ctx_get(loop, c);
+    if (!ctx) {
+        tao__conn_error(c, -ENOMEM, "send");
+        tao__conn_abort_local(c);
+        return;
+    }
+    if (c->out.head->zc_loop) {
+        fill_zc(loop, &c->out, ctx);
+    } else {
+        int n = tao__outq_gather(&c->out, ctx->iov);
+        if (tao__fault(TAO_FAULT_SHORT_SEND))
+            n = shorten(ctx->iov, n);
+        ctx->msg.msg_iovlen = (size_t)n;
+    }
+    loop->be->send(c, ctx);
+    c->sending = ctx;
+    c->flags |= C_SEND_INFLIGHT;
+    tao__conn_touch_tx(c);
+}
+
+void tao__send_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
+{
+    tao__sendctx_t *ctx = container_of(op, tao__sendctx_t, op);
+    TAO__ON_LOOP(loop);
+    if (cqe->flags & TAO__CQ_NOTIF) {
+        /* A zero-copy send's second outcome: the kernel let go of the buffer. */
+        ctx_put(loop, ctx);
+        return;
+    }
+    tao_conn_t *c = ctx->conn;
+    size_t before = c->out.bytes;
+
+    c->sending = NULL;
+    c->flags &= ~(uint32_t)C_SEND_INFLIGHT;
+    if (!(cqe->flags & TAO__CQ_MORE))
+        ctx_put(loop, ctx); /* no notification follows */
+    if (cqe->res < 0) {
+        if (cqe->res != -ECANCELED && !(c->flags & C_CLOSING))
+            tao__conn_error(c, cqe->res, "send");
+        c->flags |= C_CLOSING | C_ABORT;
+    } else {
+        tao__outq_advance(&c->out, (size_t)cqe->res);
+        STAT_ADD(loop, bytes_out, cqe->res);
+        if (cqe->res > 0 && (c->out.bytes || (c->flags & C_PAUSED)))
+            c->last_out = loop->now; /* the peer is draining a backlog: not idle */
+    }
+    if (c->flags & C_ABORT)
+        tao__outq_clear(&c->out);
+    shrank(c, before);
+
+    tao__conn_flush(c);
+    if (atomic_load(&c->queued) < c->ep->out_low)
+        tao__conn_drained(c);
+    tao__conn_progress(c);
+}
+
+/* ---- the public send calls ------------------------------------------------ */
+
+static void sent_one(tao_conn_t *c)
+{
+    STAT_ADD(c->loop, frames_out, 1);
+    if (atomic_load(&c->queued) >= c->ep->out_high)
+        tao__conn_pause(c);
+}
+
+/* A chunk built on another thread reaches the loop. */
+void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k)
+{
+    if (c->xport->write_chunk(c, k) < 0) {
+        tao__conn_abort_local(c);
+        return;
+    }
+    sent_one(c);
+}
+
+/* Reading pauses at the high watermark; sends are refused only past twice
+ * that plus one largest frame, which leaves room for the replies to frames
+ * already received (with workers, up to a high watermark of them may be
+ * waiting to be handled when reading pauses). */
+static size_t send_limit(const tao__endpoint_t *ep)
+{
+    return 2 * ep->out_high + ep->codec.max_payload;
+}
+
+static int send_check(tao_conn_t *c, int32_t type, size_t len, tao_frame_hdr_t *h)
+{
+    tao__endpoint_t *ep = c->ep;
+
+    if (atomic_load(&c->closing))
+        return -ESHUTDOWN;
+    if (!atomic_load(&c->connected))
+        return -ENOTCONN;
+    if (atomic_load(&ep->queued) + len > ep->max_queued) {
+        /* The server-wide budget: refused whole, nothing half-queued. */
+        atomic_store(&c->want_writable, true);
+        atomic_fetch_add(&ep->send_rejected, 1);
+        return -EAGAIN;
+    }
+    if (atomic_load(&c->queued) >= send_limit(ep)) {
+        atomic_store(&c->want_writable, true);
+        /* Re-check: the queue may have drained past the low watermark
+         * before the flag was up, and then nobody would call on_writable. */
+        if (atomic_load(&c->queued) >= send_limit(ep)) {
+            atomic_fetch_add(&ep->send_rejected, 1);
+            return -EAGAIN;
+        }
+    }
+    return ep->codec.encode(&ep->codec, type, len, h);
+}
+
+int tao__conn_send_local(tao_conn_t *c, int32_t type, const void *payload, size_t len)
+{
+    tao_frame_hdr_t h;
+    TAO__ON_LOOP(c->loop);
+    int rc = send_check(c, type, len, &h);
+    if (rc == 0 && (c->flags & C_CLOSING))
+        rc = -ESHUTDOWN;
+    if (rc == 0)
+        rc = c->xport->write(c, &h, payload, len);
+    if (rc == 0)
+        sent_one(c);
+    return rc;
+}
+
+/* From a worker or any other thread: the chunk travels to the loop in an
+ * item, behind everything this thread sent to the connection before. */
+static int send_remote(tao_conn_t *c, tao__chunk_t *k)
+{
+    if (!k)
+        return -ENOMEM;
+    tao__item_t *it = tao__item_new(LI_SEND, c, 0);
+    if (!it) {
+        k->free_fn = NULL; /* on failure the caller keeps its payload */
+        tao__chunk_free(k);
+        return -ENOMEM;
+    }
+    it->u.chunk = k;
+    tao__queued_add(c, tao__chunk_bytes(k));
+    tao__post(c->loop, it);
+    return 0;
+}
+
+TAO_API int tao_conn_send(tao_conn_t *c, int32_t type, const void *payload, size_t len)
+{
+    if (tao__cur_loop == c->loop)
+        return tao__conn_send_local(c, type, payload, len);
+    tao_frame_hdr_t h;
+    int rc = send_check(c, type, len, &h);
+    return rc < 0 ? rc : send_remote(c, tao__chunk_copy(&h, payload, len));
+}
+
+TAO_API int tao_conn_send_owned(tao_conn_t *c, int32_t type, void *payload, size_t len,
+                                tao_payload_free_fn free_fn, void *user)
+{
+    tao_frame_hdr_t h;
+    int rc = send_check(c, type, len, &h);
+    if (rc < 0)
+        return rc;
+    tao__chunk_t *k = tao__chunk_owned(&h, payload, len, free_fn, user);
+    if (tao__cur_loop != c->loop)
+        return send_remote(c, k);
+    if (!k)
+        return -ENOMEM;
+    if (c->flags & C_CLOSING) {
+        k->free_fn = NULL;
+        tao__chunk_free(k);
+        return -ESHUTDOWN;
+    }
+    tao__queued_add(c, tao__chunk_bytes(k));
+    tao__conn_queue_chunk(c, k);
+    return 0;
+}
+
+TAO_API size_t tao_conn_queued(const tao_conn_t *c)
+{
+    return atomic_load(&c->queued);
+}
