@@ -6,7 +6,7 @@
  *   A buffer is either IN the ring (the backend's, to fill) or HELD. The
  *   receive completion the kernel filled it for takes it (tao__buf_take)
  *   and holds it while its bytes are decoded or copied out; each send chunk
- *   that lends its payload from it (outq.c) holds it too, until that chunk
+ *   that lends its payload from it (send.c) holds it too, until that chunk
  *   is written or dropped. tao__buf_put drops one hold; the last one puts
  *   the buffer back in the ring. Nothing else returns a buffer.
  *

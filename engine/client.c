@@ -93,6 +93,7 @@ void tao__connect_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *c
     tao__cstate_t *s = container_of(op, tao__cstate_t, connect_op);
     tao_conn_t *c = (tao_conn_t *)((char *)s - sizeof(tao_conn_t));
     int res = cqe->res;
+    TAO__ON_LOOP(loop);
 
     s->connecting = false;
     tao__wheel_cancel(&loop->wheel, &s->timer);
@@ -133,6 +134,7 @@ bool tao__client_closed(tao_conn_t *c)
 {
     tao__cstate_t *s = cs(c);
     const tao_client_config_t *cfg = &s->cl->cfg;
+    TAO__ON_LOOP(c->loop);
     bool was_up = !(c->flags & C_OFFLINE);
 
     if (!cfg->reconnect || atomic_load(&s->user_closed) || c->loop->stopping)
@@ -171,6 +173,7 @@ static void timer_fire(tao__timer_t *t, uint64_t now)
 void tao__client_close_offline(tao_conn_t *c)
 {
     tao__cstate_t *s = cs(c);
+    TAO__ON_LOOP(c->loop);
     atomic_store(&s->user_closed, true);
     atomic_store(&c->closing, true);
     if (s->connecting) {

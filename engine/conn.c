@@ -365,6 +365,7 @@ void tao__conn_finish(tao_conn_t *c)
 void tao__close_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
 {
     tao_conn_t *c = container_of(op, tao_conn_t, close_op);
+    TAO__ON_LOOP(loop);
 
     tao__wheel_cancel(&loop->wheel, &c->linger);
     tao__wheel_cancel(&loop->wheel, &c->ka);

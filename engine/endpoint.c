@@ -149,6 +149,7 @@ void tao__bcast_unref(tao__bcast_t *b)
 
 void tao__broadcast_local(tao__loop_t *loop, tao__bcast_t *b)
 {
+    TAO__ON_LOOP(loop);
     tao__list_t *it, *nx;
     tao__list_each(it, nx, &loop->conns)
     {

@@ -137,6 +137,7 @@ void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cq
 {
     bool more = cqe->flags & TAO__CQ_MORE;
     int res = cqe->res;
+    TAO__ON_LOOP(loop);
 
     if (!more)
         loop->accept_armed = false;

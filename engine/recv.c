@@ -300,6 +300,7 @@ void tao__recv_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
  * ends stopped reading while their output was full, neither would drain. */
 void tao__conn_pause(tao_conn_t *c)
 {
+    TAO__ON_LOOP(c->loop);
     if (c->flags & (C_PAUSED | C_CLOSING) || c->client)
         return;
     c->flags |= C_PAUSED;

@@ -44,6 +44,7 @@ void tao__queued_sub(tao_conn_t *c, size_t n)
  * past the high watermark. */
 static void grew(tao_conn_t *c, size_t n, bool counted)
 {
+    TAO__ON_LOOP(c->loop);
     if (!counted)
         tao__queued_add(c, n);
     STAT_ADD(c->loop, queued, n);
@@ -74,6 +75,7 @@ static void shrank(tao_conn_t *c, size_t before)
 
 void tao__out_clear(tao_conn_t *c)
 {
+    TAO__ON_LOOP(c->loop);
     size_t before = c->out.bytes;
     tao__outq_clear(&c->out);
     shrank(c, before);
@@ -289,6 +291,7 @@ static void sent_one(tao_conn_t *c)
 /* A chunk built on another thread reaches the loop. */
 void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k)
 {
+    TAO__ON_LOOP(c->loop);
     if (c->xport->write_chunk(c, k) < 0) {
         tao__conn_abort_local(c);
         return;

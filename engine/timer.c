@@ -148,6 +148,7 @@ void tao__timer_cancel_local(tao__loop_t *loop, tao__utimer_t *t)
 
 void tao__conn_timers_cancel(tao_conn_t *c)
 {
+    TAO__ON_LOOP(c->loop);
     while (!tao__list_empty(&c->timers)) {
         tao__utimer_t *t = container_of(c->timers.next, tao__utimer_t, cnode);
         atomic_store(&t->cancelled, true);

@@ -1,4 +1,4 @@
-/* Tests for engine/close.c: every graceful close ends, whatever the peer
+/* Tests for engine/conn.c's closing states: every graceful close ends, whatever the peer
  * does, over 127.0.0.1 with the server in this process.
  *
  *   - a handler queues more than the socket buffers hold and closes the

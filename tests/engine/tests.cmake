@@ -1,7 +1,7 @@
 tao_test(engine/test_timerwheel LABELS unit engine)
 tao_test(engine/test_server TIMEOUT 60 LABELS integration engine threads)
 tao_test(engine/test_conn TIMEOUT 120 LABELS integration engine threads)
-tao_test(engine/test_outq TIMEOUT 300 LABELS integration engine threads)
+tao_test(engine/test_send TIMEOUT 300 LABELS integration engine threads)
 tao_test(engine/test_worker TIMEOUT 180 LABELS integration engine threads)
 tao_test(engine/test_timer TIMEOUT 120 LABELS integration engine threads)
 tao_test(engine/test_keepalive TIMEOUT 60 LABELS integration engine threads)

@@ -1,4 +1,4 @@
-/* Tests for engine/outq.c: the output queue under load and under
+/* Tests for engine/send.c: the output queue under load and under
  * back-pressure, over 127.0.0.1 with the server in this process.
  *
  *   - 64 connections pipelining 10,000 echo frames each, of skewed random
