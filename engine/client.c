@@ -224,10 +224,8 @@ TAO_API int tao_client_create(const tao_client_config_t *cfg, tao_client_t **out
     cl->ep.client = cl;
     cl->ep.on_error = client_error;
     int rc = apply_defaults(cl, cfg ? cfg : &zero);
-    if (rc == 0 && cl->cfg.tls) {
-        rc = tao__tls_ctx_create(cl->cfg.tls, false, &cl->ep.tls);
-        cl->ep.xport = &tao__transport_tls;
-    }
+    if (rc == 0 && cl->cfg.tls)
+        rc = tao__tls_endpoint(&cl->ep, cl->cfg.tls, false);
     if (rc == 0 && !cl->cfg.server) {
         unsigned workers = cl->cfg.workers > 0 ? (unsigned)cl->cfg.workers : 0;
         rc = tao__runtime_init(&cl->own, &cl->ep.set, cl->cfg.loops, workers);

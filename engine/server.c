@@ -59,10 +59,8 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
     srv->ep.srv = srv;
     srv->ep.on_error = server_error;
     int rc = apply_defaults(srv, cfg ? cfg : &zero);
-    if (rc == 0 && srv->cfg.tls) {
-        rc = tao__tls_ctx_create(srv->cfg.tls, true, &srv->ep.tls);
-        srv->ep.xport = &tao__transport_tls;
-    }
+    if (rc == 0 && srv->cfg.tls)
+        rc = tao__tls_endpoint(&srv->ep, srv->cfg.tls, true);
     if (rc == 0) {
         unsigned workers = srv->cfg.workers > 0 ? (unsigned)srv->cfg.workers : 0;
         rc = tao__runtime_init(&srv->rt, &srv->ep.set, srv->cfg.loops, workers);

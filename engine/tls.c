@@ -24,32 +24,6 @@
 
 #ifndef TAO_WITH_TLS
 
-static int start(tao_conn_t *c)
-{
-    return -ENOTSUP; /* never reached: no endpoint gets this transport */
-}
-
-static int write_chunk(tao_conn_t *c, tao__chunk_t *k)
-{
-    tao__chunk_free(k);
-    return -ENOTSUP;
-}
-
-static void nothing(tao_conn_t *c)
-{
-}
-
-const tao__transport_t tao__transport_tls = {
-    .name = "tls",
-    .start = start,
-    .input = tao__conn_input,
-    .write = tao__out_frame,
-    .write_chunk = write_chunk,
-    .eof = nothing,
-    .shutdown = nothing,
-    .end = nothing,
-};
-
 void tao__transport_thread_exit(void)
 {
 }

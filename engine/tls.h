@@ -1,5 +1,5 @@
-/* Internal: the TLS transport's settings (tls.c). The transport itself is
- * tao__transport_tls (transport.h). */
+/* Internal: the TLS transport's settings (tls_ctx.c). The transport itself
+ * is tao__transport_tls (transport.h, tls.c). */
 #ifndef TAO_ENGINE_TLS_H
 #define TAO_ENGINE_TLS_H
 
@@ -30,9 +30,12 @@ struct tao__tls_ctx {
 void tao__tls_ctx_io(tao__tls_ctx_t *t);
 #endif
 
-/* -ENOTSUP without TLS in the build; -EINVAL, -ENOENT (a file) or -EPROTO
+typedef struct tao__endpoint tao__endpoint_t;
+
+/* TLS on every connection of ep: its context, and the TLS transport. 0;
+ * -ENOTSUP without TLS in the build; -EINVAL, -ENOENT (a file) or -EPROTO
  * (wolfSSL refused a setting), with a log line saying which. */
-int tao__tls_ctx_create(const tao_tls_config_t *cfg, bool server, tao__tls_ctx_t **out);
+int tao__tls_endpoint(tao__endpoint_t *ep, const tao_tls_config_t *cfg, bool server);
 void tao__tls_ctx_destroy(tao__tls_ctx_t *ctx);
 
 #endif

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/endpoint.h"
 #include "engine/fault.h"
 #include "engine/log.h"
 #include "engine/tls.h"
+#include "engine/transport.h"
 
 #ifndef TAO_WITH_TLS
 
@@ -16,7 +18,7 @@ TAO_API bool tao_tls_available(void)
     return false;
 }
 
-int tao__tls_ctx_create(const tao_tls_config_t *cfg, bool server, tao__tls_ctx_t **out)
+int tao__tls_endpoint(tao__endpoint_t *ep, const tao_tls_config_t *cfg, bool server)
 {
     tao__log(TAO_LOG_ERROR, "TLS requested, but this Tao-C was built without it (TAO_WITH_TLS)");
     return -ENOTSUP;
@@ -123,7 +125,7 @@ static int configure(tao__tls_ctx_t *t, const tao_tls_config_t *cfg)
     return 0;
 }
 
-int tao__tls_ctx_create(const tao_tls_config_t *cfg, bool server, tao__tls_ctx_t **out)
+static int ctx_create(const tao_tls_config_t *cfg, bool server, tao__tls_ctx_t **out)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_once);
@@ -160,6 +162,14 @@ void tao__tls_ctx_destroy(tao__tls_ctx_t *t)
     free(t->alpn);
     pthread_mutex_destroy(&t->lock);
     free(t);
+}
+
+int tao__tls_endpoint(tao__endpoint_t *ep, const tao_tls_config_t *cfg, bool server)
+{
+    int rc = ctx_create(cfg, server, &ep->tls);
+    if (rc == 0)
+        ep->xport = &tao__transport_tls;
+    return rc;
 }
 
 #endif
