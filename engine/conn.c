@@ -193,22 +193,22 @@ void tao__conn_start(tao_conn_t *c)
     tao__conn_progress(c);
 }
 
-/* on_connect, then reading. on_connect runs on the loop thread. */
+/* The transport is ready (at once, or after its handshake): on_connect,
+ * on the loop thread. Reading is armed by tao__conn_start, or, after a
+ * handshake, is already on. */
 void tao__conn_ready(tao_conn_t *c)
 {
     tao__endpoint_t *ep = c->ep;
     TAO__ON_LOOP(c->loop);
     tao__ka_arm(c);
     atomic_store(&c->connected, true); /* a client: sends work from now on */
-    if (ep->on_connect && ep->on_connect(c) < 0) {
+    if (ep->set.on_connect && ep->set.on_connect(c) < 0) {
         STAT_ADD(c->loop, refused, 1);
         if (c->client)
             atomic_store(&c->client->user_closed, true);
         c->flags |= C_EOF; /* nothing to read from a refused connection */
         tao__conn_close_local(c, true);
-        return;
     }
-    tao__conn_progress(c);
 }
 
 /* ---- moving along ------------------------------------------------------------ */
@@ -313,7 +313,7 @@ void tao__conn_close_local(tao_conn_t *c, bool from_worker)
     tao__wheel_cancel(&c->loop->wheel, &c->ka);
     /* A stop has its own deadline, which may be longer (loop.c). */
     if (!(c->flags & C_DRAIN))
-        tao__wheel_add(&c->loop->wheel, &c->linger, c->loop->now + c->ep->close_ms, 0);
+        tao__wheel_add(&c->loop->wheel, &c->linger, c->loop->now + c->ep->set.close_timeout_ms, 0);
     c->xport->shutdown(c); /* behind the queued replies */
     tao__conn_mark_dirty(c);
     tao__conn_progress(c);
@@ -355,8 +355,8 @@ void tao__conn_finish(tao_conn_t *c)
         /* on_close runs on the worker, after every handler of c. */
         tao__to_worker(loop, c->worker, it);
     } else {
-        if (ep->on_close)
-            ep->on_close(c);
+        if (ep->set.on_close)
+            ep->set.on_close(c);
         tao__ep_done(ep);
     }
     release(c);

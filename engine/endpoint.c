@@ -66,19 +66,7 @@ int tao__ep_init(tao__endpoint_t *ep, const tao__settings_t *s)
 {
     ep->set = *s;
     ep->set.codec = NULL; /* copied into ep->codec */
-    ep->out_high = s->out_high;
-    ep->out_low = s->out_low;
-    ep->idle_ms = s->idle_timeout_ms;
-    ep->read_ms = s->read_timeout_ms;
-    ep->heartbeat_ms = s->heartbeat_ms;
-    ep->close_ms = s->close_timeout_ms;
-    ep->max_queued = s->max_queued_bytes;
-    ep->zc_threshold = s->zc_threshold;
     ep->workers = s->workers > 0;
-    ep->on_connect = s->on_connect;
-    ep->on_message = s->on_message;
-    ep->on_close = s->on_close;
-    ep->on_writable = s->on_writable;
     ep->xport = &tao__transport_plain;
     atomic_init(&ep->next_id, 1);
     pthread_mutex_init(&ep->map_lock, NULL);
@@ -177,7 +165,8 @@ int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, con
     if (rc < 0)
         return rc;
     size_t each = h.pre_len + len + h.post_len;
-    if (atomic_load(&ep->queued) + len + atomic_load(&ep->nconns) * each > ep->max_queued) {
+    if (atomic_load(&ep->queued) + len + atomic_load(&ep->nconns) * each >
+        ep->set.max_queued_bytes) {
         atomic_fetch_add(&ep->send_rejected, 1);
         return -EAGAIN;
     }

@@ -71,23 +71,15 @@ typedef struct tao__bcast {
 } tao__bcast_t;
 
 typedef struct tao__endpoint {
-    tao_server_t *srv; /* NULL for client groups */
-    void *client;      /* the client group, NULL for servers */
-    tao__settings_t set;
+    tao_server_t *srv;   /* NULL for client groups */
+    void *client;        /* the client group, NULL for servers */
+    tao__settings_t set; /* defaults applied; its codec is in codec */
     tao_codec_t codec;
     tao__registry_t *reg;
-    size_t out_high, out_low;
-    unsigned idle_ms, read_ms, heartbeat_ms, close_ms;
-    bool workers; /* handlers run on the runtime's workers */
-    tao_connect_cb on_connect;
-    tao_handler_cb on_message;
-    tao_close_cb on_close;
-    tao_writable_cb on_writable;
+    bool workers; /* set.workers > 0: handlers run on the runtime's workers */
     void (*on_error)(struct tao__endpoint *ep, tao_conn_t *c, int err, const char *what);
     const tao__transport_t *xport; /* every connection's transport */
     tao__tls_ctx_t *tls;           /* the TLS transport's settings, when TLS */
-    size_t zc_threshold;           /* SEND_ZC for payloads this large; 0 = never */
-    size_t max_queued;             /* budget for every connection's output together */
     _Atomic size_t queued;         /* any thread: output bytes queued, all connections,
                                       and broadcast payloads not yet delivered */
     atomic_uint_fast64_t bcast_skipped;

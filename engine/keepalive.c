@@ -69,9 +69,9 @@ enum tao__ka_due tao__ka_due(const tao__ka_clock_t *k, uint64_t now)
 static tao__ka_clock_t clock_of(const tao_conn_t *c)
 {
     const tao__endpoint_t *ep = c->ep;
-    return (tao__ka_clock_t){.idle_ms = ep->idle_ms,
-                             .read_ms = ep->read_ms,
-                             .heartbeat_ms = ep->heartbeat_ms,
+    return (tao__ka_clock_t){.idle_ms = ep->set.idle_timeout_ms,
+                             .read_ms = ep->set.read_timeout_ms,
+                             .heartbeat_ms = ep->set.heartbeat_ms,
                              .last_rx = c->last_rx,
                              .last_out = c->last_out,
                              .last_tx = c->last_tx,
@@ -101,8 +101,8 @@ void tao__ka_input(tao_conn_t *c)
         return;
     /* A frame started: its read timeout may be the nearest deadline. */
     c->partial_since = c->loop->now;
-    if (c->ep->read_ms && !(c->flags & C_CLOSING) &&
-        (!tao__timer_armed(&c->ka) || c->ka.due > c->partial_since + c->ep->read_ms))
+    if (c->ep->set.read_timeout_ms && !(c->flags & C_CLOSING) &&
+        (!tao__timer_armed(&c->ka) || c->ka.due > c->partial_since + c->ep->set.read_timeout_ms))
         tao__ka_arm(c);
 }
 

@@ -59,7 +59,7 @@ bool tao__conn_unread(const tao_conn_t *c)
 void tao__frame_handle(tao_conn_t *c, const tao_frame_t *f)
 {
     tao__endpoint_t *ep = c->ep;
-    int rc = tao__registry_dispatch(ep->reg, c, f, ep->on_message);
+    int rc = tao__registry_dispatch(ep->reg, c, f, ep->set.on_message);
     if (rc < 0 && rc != -ENOENT) {
         atomic_fetch_add(&ep->unmarshal_err, 1);
         tao__conn_error(c, rc, "unmarshal");
@@ -72,7 +72,7 @@ void tao__frame_handle(tao_conn_t *c, const tao_frame_t *f)
 static bool routed(const tao__endpoint_t *ep, int32_t type)
 {
     const tao__route_t *r = tao__registry_find(ep->reg, type);
-    return r && (r->handler || ep->on_message);
+    return r && (r->handler || ep->set.on_message);
 }
 
 /* Hand a frame to the connection's worker: copied, so the receive buffer
@@ -90,13 +90,13 @@ static void to_worker(tao_conn_t *c, const tao_frame_t *f)
     memcpy(it->bytes, f->payload, f->len);
     tao__to_worker(c->loop, c->worker, it);
     size_t pending = atomic_fetch_add(&c->wpending, sizeof *it + f->len) + sizeof *it + f->len;
-    if (pending >= c->ep->out_high && !(c->flags & C_WPAUSED)) {
+    if (pending >= c->ep->set.out_high && !(c->flags & C_WPAUSED)) {
         /* The worker is behind: stop reading this connection until it
          * catches up, instead of queueing without bound. Ask for a resume
          * first, then look again: either the worker sees the request, or
          * we see that it already drained (both are seq_cst). */
         atomic_store(&c->wpause_req, true);
-        if (atomic_load(&c->wpending) < c->ep->out_low) {
+        if (atomic_load(&c->wpending) < c->ep->set.out_low) {
             atomic_store(&c->wpause_req, false);
             return;
         }
@@ -325,10 +325,10 @@ void tao__conn_drained(tao_conn_t *c)
     tao__endpoint_t *ep = c->ep;
     TAO__ON_LOOP(c->loop);
     if (atomic_load(&c->want_writable) && atomic_exchange(&c->want_writable, false)) {
-        if (ep->on_writable && !(c->flags & C_CLOSING))
-            ep->on_writable(c);
+        if (ep->set.on_writable && !(c->flags & C_CLOSING))
+            ep->set.on_writable(c);
     }
-    if (!(c->flags & C_PAUSED) || atomic_load(&c->queued) >= ep->out_low)
+    if (!(c->flags & C_PAUSED) || atomic_load(&c->queued) >= ep->set.out_low)
         return;
     c->flags &= ~(uint32_t)C_PAUSED;
     resume(c);
@@ -337,7 +337,7 @@ void tao__conn_drained(tao_conn_t *c)
 void tao__conn_resume_worker(tao_conn_t *c)
 {
     TAO__ON_LOOP(c->loop);
-    if (!(c->flags & C_WPAUSED) || atomic_load(&c->wpending) >= c->ep->out_low)
+    if (!(c->flags & C_WPAUSED) || atomic_load(&c->wpending) >= c->ep->set.out_low)
         return;
     atomic_store(&c->wpause_req, false);
     c->flags &= ~(uint32_t)C_WPAUSED;

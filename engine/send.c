@@ -125,7 +125,7 @@ static tao__chunk_t *zc_chunk(tao_conn_t *c, const tao_frame_hdr_t *h, const voi
 {
     tao__loop_t *loop = c->loop;
     size_t total = h->pre_len + len + h->post_len;
-    if (!c->ep->zc_threshold || len < c->ep->zc_threshold || !loop->zc_nfree ||
+    if (!c->ep->set.zc_threshold || len < c->ep->set.zc_threshold || !loop->zc_nfree ||
         total > loop->zc_size)
         return NULL;
     tao__chunk_t *k = tao__chunk_new(0);
@@ -274,7 +274,7 @@ void tao__send_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
     shrank(c, before);
 
     tao__conn_flush(c);
-    if (atomic_load(&c->queued) < c->ep->out_low)
+    if (atomic_load(&c->queued) < c->ep->set.out_low)
         tao__conn_drained(c);
     tao__conn_progress(c);
 }
@@ -284,7 +284,7 @@ void tao__send_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
 static void sent_one(tao_conn_t *c)
 {
     STAT_ADD(c->loop, frames_out, 1);
-    if (atomic_load(&c->queued) >= c->ep->out_high)
+    if (atomic_load(&c->queued) >= c->ep->set.out_high)
         tao__conn_pause(c);
 }
 
@@ -305,7 +305,7 @@ void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k)
  * waiting to be handled when reading pauses). */
 static size_t send_limit(const tao__endpoint_t *ep)
 {
-    return 2 * ep->out_high + ep->codec.max_payload;
+    return 2 * ep->set.out_high + ep->codec.max_payload;
 }
 
 static int send_check(tao_conn_t *c, int32_t type, size_t len, tao_frame_hdr_t *h)
@@ -316,7 +316,7 @@ static int send_check(tao_conn_t *c, int32_t type, size_t len, tao_frame_hdr_t *
         return -ESHUTDOWN;
     if (!atomic_load(&c->connected))
         return -ENOTCONN;
-    if (atomic_load(&ep->queued) + len > ep->max_queued) {
+    if (atomic_load(&ep->queued) + len > ep->set.max_queued_bytes) {
         /* The server-wide budget: refused whole, nothing half-queued. */
         atomic_store(&c->want_writable, true);
         atomic_fetch_add(&ep->send_rejected, 1);

@@ -26,7 +26,7 @@ static void run_frame(tao__item_t *it)
      * one item per pause, not one per message. */
     size_t cost = sizeof *it + f.len;
     size_t left = atomic_fetch_sub(&c->wpending, cost) - cost;
-    if (left < ep->out_low && atomic_load(&c->wpause_req) &&
+    if (left < ep->set.out_low && atomic_load(&c->wpause_req) &&
         atomic_exchange(&c->wpause_req, false)) {
         tao__item_t *r = tao__item_new(LI_RESUME, c, 0);
         if (r)
@@ -55,8 +55,8 @@ static void run_item(tao__item_t *it)
         break;
     }
     case WI_CLOSED:
-        if (it->conn->ep->on_close)
-            it->conn->ep->on_close(it->conn);
+        if (it->conn->ep->set.on_close)
+            it->conn->ep->set.on_close(it->conn);
         tao__ep_done(it->conn->ep);
         break;
     }
