@@ -344,11 +344,14 @@ static void run_stop_parked(int workers)
     /* Accepted, all of them: a connection still in the listen backlog when
      * the stop closes the listener is reset by the kernel. */
     assert_true(T_WAIT(tao_server_conn_count(srv) == PARK_CONNS, 30000));
+    uint64_t t0 = t_now_ms();
     for (int i = 0; i < PARK_CONNS; i++)
         assert_int_equal(pthread_create(&th[i], NULL, park_write, &w[i]), 0);
     /* Every request is written (the kernel's buffers and the server's
      * queues hold them all) before the stop: the count below is exact. */
-    assert_true(T_WAIT(writers_done(w), 60000));
+    bool written = T_WAIT(writers_done(w), 60000);
+    print_message("requests written in %llu ms\n", (unsigned long long)(t_now_ms() - t0));
+    assert_true(written);
     for (int i = 0; i < PARK_CONNS; i++) {
         pthread_join(th[i], NULL);
         assert_int_equal(w[i].err, 0);
