@@ -14,7 +14,9 @@ set(TAO_SOURCES
     engine/runtime.c
     engine/worker.c
     engine/loop.c
+    engine/backend.c
     engine/uring.c
+    engine/epoll.c
     engine/bufring.c
     engine/listener.c
     engine/conn.c

@@ -1,8 +1,9 @@
 /* Internal: the backend seam. Everything a loop asks of the kernel goes
  * through one tao__backend_t: accept, receive, send, connect, cancel,
  * shutdown, close, the wake-up at the next timer, and waiting for what
- * finished. io_uring (uring.c) is its implementation; the rest of the
- * engine does not know which one runs.
+ * finished. io_uring (uring.c) and epoll (epoll.c) implement it; the
+ * rest of the engine does not know which one runs. backend.c picks one
+ * for a runtime when it starts.
  *
  * Operations: a request names a tao__op_t embedded in its owner (the loop,
  * a connection, a send). The backend reports each outcome, on the loop
@@ -26,6 +27,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "tao/common.h"
+
 typedef struct tao__loop tao__loop_t;
 typedef struct tao_conn tao_conn_t;
 typedef struct tao__sendctx tao__sendctx_t;
@@ -42,6 +45,7 @@ enum tao__op_kind {
 typedef struct tao__op {
     uint8_t kind;
     uint16_t gen; /* the owner's generation when the request was made */
+    int fd;       /* the descriptor it was made on (the backend sets it) */
 } tao__op_t;
 
 enum {
@@ -86,6 +90,13 @@ typedef struct tao__backend {
 } tao__backend_t;
 
 extern const tao__backend_t tao__backend_uring;
+extern const tao__backend_t tao__backend_epoll;
+
+/* The backend a runtime runs on: want, unless TAO_BACKEND in the
+ * environment says otherwise; auto is io_uring when this process may set
+ * up a ring, else epoll (with one log line saying why). -EINVAL for a
+ * TAO_BACKEND value it does not know. */
+int tao__backend_pick(tao_backend_t want, const tao__backend_t **out);
 
 /* Every outcome, reported by the backend: hands it to its owner. */
 void tao__complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe);

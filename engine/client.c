@@ -401,6 +401,11 @@ TAO_API void tao_client_destroy(tao_client_t *cl)
     free(cl);
 }
 
+TAO_API const char *tao_client_backend(const tao_client_t *cl)
+{
+    return cl->rt->be ? cl->rt->be->name : NULL;
+}
+
 TAO_API void *tao_client_data(const tao_client_t *cl)
 {
     return cl->cfg.user;

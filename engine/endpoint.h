@@ -28,6 +28,7 @@ typedef struct tao__settings {
     unsigned idle_timeout_ms, read_timeout_ms, heartbeat_ms, close_timeout_ms;
     unsigned zc_buffers, zc_buffer_size;
     bool no_pin;
+    tao_backend_t backend;
     const tao_codec_t *codec;
     tao_connect_cb on_connect;
     tao_handler_cb on_message;
@@ -55,6 +56,7 @@ typedef struct tao__settings {
                        .zc_buffers = (cfg)->zc_buffers,                                            \
                        .zc_buffer_size = (cfg)->zc_buffer_size,                                    \
                        .no_pin = (cfg)->no_pin,                                                    \
+                       .backend = (cfg)->backend,                                                  \
                        .codec = (cfg)->codec,                                                      \
                        .on_connect = (cfg)->on_connect,                                            \
                        .on_message = (cfg)->on_message,                                            \

@@ -40,7 +40,6 @@ int tao__loop_init(tao__loop_t *loop, tao__runtime_t *rt, unsigned idx)
     memset(loop, 0, sizeof *loop);
     loop->rt = rt;
     loop->idx = idx;
-    loop->be = &tao__backend_uring;
     loop->listen_fd = -1;
     tao__list_init(&loop->conns);
     tao__list_init(&loop->timers);

@@ -52,6 +52,15 @@ TAO_API int tao_stats_format(const tao_stats_t *st, char *buf, size_t cap)
             return -EINVAL;
         len += (size_t)n;
     }
+    if (st->backend) {
+        int n = snprintf(buf + len, cap > len ? cap - len : 0,
+                         "# HELP tao_backend_info The backend the loops run on.\n"
+                         "# TYPE tao_backend_info gauge\ntao_backend_info{backend=\"%s\"} 1\n",
+                         st->backend);
+        if (n < 0)
+            return -EINVAL;
+        len += (size_t)n;
+    }
     return len < cap ? (int)len : -ENOSPC;
 }
 

@@ -31,6 +31,7 @@ int tao__runtime_init(tao__runtime_t *rt, const tao__settings_t *s, unsigned loo
     rt->buf_count = s->buf_count;
     rt->buf_size = s->buf_size;
     rt->no_pin = s->no_pin;
+    rt->want = s->backend;
     rt->next_timer_id = 1;
     pthread_mutex_init(&rt->lock, NULL);
     pthread_cond_init(&rt->cond, NULL);
@@ -92,7 +93,9 @@ int tao__runtime_start(tao__runtime_t *rt, int (*prepare)(tao__loop_t *, void *)
     enum tao__rt_state expected = RT_CREATED;
     if (!atomic_compare_exchange_strong(&rt->state, &expected, RT_RUNNING))
         return -EBUSY;
-    int rc = 0;
+    int rc = tao__backend_pick(rt->want, &rt->be);
+    for (unsigned i = 0; i < rt->nloops && rc == 0; i++)
+        rt->loops[i].be = rt->be;
     for (unsigned i = 0; i < rt->nloops && rc == 0 && prepare; i++)
         rc = prepare(&rt->loops[i], arg);
     if (rc == 0)

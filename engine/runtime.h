@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/backend.h"
 #include "engine/idmap.h"
 
 typedef struct tao__loop tao__loop_t;
@@ -29,6 +30,8 @@ typedef struct tao__runtime {
     unsigned buf_count, buf_size;
     unsigned zc_count, zc_size; /* registered send buffers per loop */
     bool no_pin;
+    tao_backend_t want;       /* the config's choice */
+    const tao__backend_t *be; /* the one picked at start; NULL before */
     atomic_bool stop_requested;
     atomic_uint stop_deadline_ms;
     _Atomic enum tao__rt_state state;

@@ -143,6 +143,11 @@ TAO_API int tao_server_port(const tao_server_t *srv)
     return atomic_load(&srv->rt.state) == RT_CREATED ? -ENOTCONN : srv->port;
 }
 
+TAO_API const char *tao_server_backend(const tao_server_t *srv)
+{
+    return srv->rt.be ? srv->rt.be->name : NULL;
+}
+
 TAO_API void *tao_server_data(const tao_server_t *srv)
 {
     return srv->cfg.user;
@@ -211,4 +216,5 @@ TAO_API void tao_server_stats(const tao_server_t *srv, tao_stats_t *st)
     st->broadcast_skipped = atomic_load(&srv->ep.bcast_skipped);
     st->unmarshal_errors = atomic_load(&srv->ep.unmarshal_err);
     st->send_rejected = atomic_load(&srv->ep.send_rejected);
+    st->backend = tao_server_backend(srv);
 }

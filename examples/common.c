@@ -257,6 +257,8 @@ void ex_print_listening(const char *prog, const char *addr, tao_server_t *srv)
     const char *colon = strrchr(addr, ':');
     int host_len = colon ? (int)(colon - addr) : (int)strlen(addr);
     printf("%s listening on %.*s:%d\n", prog, host_len, addr, tao_server_port(srv));
+    printf("%s backend: %s\n", prog, tao_server_backend(srv));
+    fflush(stdout);
 }
 
 /* "host:port" of a socket address, IPv6 in brackets. */
@@ -382,6 +384,8 @@ int64_t ex_dial(const ex_opts_t *o, tao_client_config_t *cfg, tao_handler_cb han
         tao_client_destroy(cl);
         return -1;
     }
+    if (o->debug)
+        fprintf(stderr, "%s: backend: %s\n", o->prog, tao_client_backend(cl));
     *out = cl;
     return id;
 }

@@ -64,22 +64,23 @@ typedef struct tao_client_config {
     unsigned connect_timeout_ms; /* 0 = 10,000 */
     unsigned idle_timeout_ms, read_timeout_ms, heartbeat_ms; /* as for servers */
     unsigned close_timeout_ms;                               /* as for servers; 0 = 5,000 */
-    size_t max_queued_bytes; /* as for servers: the group's output budget */
-    bool reconnect;                                          /* reconnect after unexpected closes */
-    unsigned reconnect_initial_ms;                           /* first backoff; 0 = 100 */
-    unsigned reconnect_max_ms;                               /* backoff cap; 0 = 30,000 */
-    unsigned reconnect_attempts; /* failed attempts in a row before giving up;
-                                    0 = never give up */
-    const tao_tls_config_t *tls; /* TLS on every connection; NULL = plain */
-    size_t zc_threshold;         /* send payloads of at least this many bytes with
-                                    SEND_ZC from registered buffers, when sent
-                                    on the loop (inline handlers, timers); 0 =
-                                    never (on loopback the kernel copies anyway) */
-    unsigned zc_buffers;         /* registered buffers per loop; 0 = 32 */
-    unsigned zc_buffer_size;     /* bytes each; 0 = 64 KiB (bigger frames are
-                                    sent the ordinary way) */
-    bool no_pin;                 /* own loops: do not pin them to CPUs */
-    tao_connect_cb on_connect;   /* returning < 0 closes (no reconnect) */
+    size_t max_queued_bytes;       /* as for servers: the group's output budget */
+    bool reconnect;                /* reconnect after unexpected closes */
+    unsigned reconnect_initial_ms; /* first backoff; 0 = 100 */
+    unsigned reconnect_max_ms;     /* backoff cap; 0 = 30,000 */
+    unsigned reconnect_attempts;   /* failed attempts in a row before giving up;
+                                      0 = never give up */
+    const tao_tls_config_t *tls;   /* TLS on every connection; NULL = plain */
+    size_t zc_threshold;           /* send payloads of at least this many bytes with
+                                      SEND_ZC from registered buffers, when sent
+                                      on the loop (inline handlers, timers); 0 =
+                                      never (on loopback the kernel copies anyway) */
+    unsigned zc_buffers;           /* registered buffers per loop; 0 = 32 */
+    unsigned zc_buffer_size;       /* bytes each; 0 = 64 KiB (bigger frames are
+                                      sent the ordinary way) */
+    bool no_pin;                   /* own loops: do not pin them to CPUs */
+    tao_backend_t backend;         /* own loops: 0 = TAO_BACKEND_AUTO (tao/common.h) */
+    tao_connect_cb on_connect;     /* returning < 0 closes (no reconnect) */
     tao_handler_cb on_message;
     tao_close_cb on_close;
     tao_client_error_cb on_error;
@@ -134,6 +135,10 @@ TAO_API int tao_client_wait(tao_client_t *cl);
 
 /* Stop, wait and free. Not from a loop or worker thread. */
 TAO_API void tao_client_destroy(tao_client_t *cl);
+
+/* The backend the group's loops run on (a shared server's, or its own),
+ * "io_uring" or "epoll"; NULL before start. */
+TAO_API const char *tao_client_backend(const tao_client_t *cl);
 
 /* The config's user pointer. */
 TAO_API void *tao_client_data(const tao_client_t *cl);

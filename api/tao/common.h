@@ -48,6 +48,18 @@ typedef void (*tao_log_cb)(tao_log_level_t level, const char *msg, void *user);
  * with logging threads. */
 TAO_API void tao_log_set(tao_log_cb cb, void *user, tao_log_level_t min_level);
 
+/* What a server's or client group's loops ask the kernel through.
+ * TAO_BACKEND in the environment (auto, io_uring or epoll) overrides the
+ * config, so a deployed program can be switched without a rebuild. */
+typedef enum tao_backend {
+    TAO_BACKEND_AUTO = 0, /* io_uring; epoll where io_uring is refused (a
+                             container's seccomp profile, the sysctl
+                             kernel.io_uring_disabled, a kernel without it),
+                             said in one log line */
+    TAO_BACKEND_IO_URING, /* io_uring only: start fails where it is refused */
+    TAO_BACKEND_EPOLL,    /* epoll: no SEND_ZC, no registered buffers */
+} tao_backend_t;
+
 #ifdef __cplusplus
 }
 #endif

@@ -102,6 +102,7 @@ typedef struct tao_server_config {
                                     sent the ordinary way) */
     bool no_pin;                 /* do not pin loops to CPUs (they are pinned
                                     when there is one loop per CPU) */
+    tao_backend_t backend;       /* 0 = TAO_BACKEND_AUTO; see tao/common.h */
     tao_connect_cb on_connect;
     tao_handler_cb on_message; /* frames of types registered with a NULL handler */
     tao_close_cb on_close;
@@ -130,6 +131,7 @@ typedef struct tao_stats {
     uint64_t broadcast_skipped; /* connections a broadcast could not reach */
     uint64_t timers_armed;      /* user timers pending now */
     uint64_t zc_sends;          /* sends made with SEND_ZC */
+    const char *backend;        /* "io_uring" or "epoll"; NULL before start */
 } tao_stats_t;
 
 /* Returns 0 and a server, or -EINVAL for a bad config (an unparsable listen
@@ -177,6 +179,10 @@ TAO_API void tao_server_destroy(tao_server_t *srv);
 
 /* The bound port (useful with port 0), or -ENOTCONN before start. */
 TAO_API int tao_server_port(const tao_server_t *srv);
+
+/* The backend the server's loops run on, "io_uring" or "epoll"; NULL
+ * before start (see tao_backend_t). */
+TAO_API const char *tao_server_backend(const tao_server_t *srv);
 
 /* The config's user pointer. */
 TAO_API void *tao_server_data(const tao_server_t *srv);
