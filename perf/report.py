@@ -22,7 +22,7 @@ import statistics
 import sys
 
 BASE = "epoll"
-SERVERS = ["tao-inline", "tao-workers", "epoll"]
+SERVERS = ["tao-inline", "tao-workers", "tao-epoll", "epoll"]
 CELL_TEXT = {
     "latency": "latency: 1 conn, 1 in flight, 64 B",
     "conns64": "64 conns, 1 in flight, 64 B",
@@ -36,14 +36,17 @@ CELL_TEXT = {
 
 # (what, cell, comparison, limit, text): what is "cpu" (server CPU per
 # message, Tao-C inline / epoll), "tput" (throughput, Tao-C inline /
-# epoll), "workers" (server CPU per message, workers / inline) or "memory"
-# (bytes of server RSS per idle connection, Tao-C inline).
+# epoll), "workers" (server CPU per message, workers / inline), "epollbe"
+# (server CPU per message, Tao-C inline on its epoll backend / epoll) or
+# "memory" (bytes of server RSS per idle connection, Tao-C inline).
 TARGETS = (
     [("cpu", c, "<=", 0.9) for c in ("conns64", "mid", "conns1000")]
     + [("cpu", c, "<=", 1.0) for c in ("pipelined", "large")]
     + [("tput", c, ">=", 1.0)
        for c in ("latency", "conns64", "pipelined", "mid", "large", "conns1000", "storm")]
     + [("workers", "pipelined", "<=", 1.5), ("memory", "idle", "<=", 4096.0)]
+    + [("epollbe", c, "<=", 1.15)
+       for c in ("latency", "conns64", "pipelined", "mid", "large", "conns1000", "storm")]
 )
 
 
@@ -136,6 +139,10 @@ def judge(runs, rows, idle_conns):
         elif what == "workers":
             desc = f"{cell}: server CPU/msg, workers vs inline, at most {limit:.2f}x"
             spread = paired_all(runs, cell, "tao-workers", "tao-inline", cpu_per_msg)
+        elif what == "epollbe":
+            desc = (f"{cell}: server CPU/msg, Tao-C inline on its epoll backend vs epoll, "
+                    f"at most {limit:.2f}x")
+            spread = paired_all(runs, cell, "tao-epoll", BASE, cpu_per_msg)
         if what != "memory":
             v = med(spread)
         else:
@@ -214,14 +221,15 @@ def write_csv(path, rows):
 def write_chart(out, rows, cells):
     by = {(r["cell"], r["server"]): r for r in rows}
     with open(os.path.join(out, "chart.dat"), "w") as f:
-        f.write("# cell inline_cpu workers_cpu inline_tput workers_tput (ratios to epoll)\n")
+        f.write("# cell inline_cpu workers_cpu epollbe_cpu inline_tput workers_tput "
+                "epollbe_tput (ratios to epoll)\n")
         for c in cells:
             vals = []
             for k in ("cpu_vs_base", "tput_vs_base"):
-                for s in ("tao-inline", "tao-workers"):
+                for s in ("tao-inline", "tao-workers", "tao-epoll"):
                     v = by.get((c, s), {}).get(k)
                     vals.append("NaN" if v is None else f"{v:.4f}")
-            f.write(f"{c} {vals[0]} {vals[1]} {vals[2]} {vals[3]}\n")
+            f.write(f"{c} {' '.join(vals)}\n")
     with open(os.path.join(out, "chart.gp"), "w") as f:
         f.write("""# Written by perf/report.py: gnuplot chart.gp -> chart.png
 set terminal pngcairo size 1400,560 font ",11"
@@ -238,10 +246,12 @@ set multiplot layout 1,2 title "Tao-C vs the epoll baseline (median of paired ra
 set title "server CPU per message (lower is better)"
 plot "chart.dat" using 2:xtic(1) title "Tao-C inline" lc rgb "#1f77b4", \\
      "" using 3 title "Tao-C workers" lc rgb "#ff7f0e", \\
+     "" using 4 title "Tao-C inline, epoll backend" lc rgb "#2ca02c", \\
      1 with lines lw 2 lc rgb "black" title "epoll"
 set title "throughput (higher is better)"
-plot "chart.dat" using 4:xtic(1) title "Tao-C inline" lc rgb "#1f77b4", \\
-     "" using 5 title "Tao-C workers" lc rgb "#ff7f0e", \\
+plot "chart.dat" using 5:xtic(1) title "Tao-C inline" lc rgb "#1f77b4", \\
+     "" using 6 title "Tao-C workers" lc rgb "#ff7f0e", \\
+     "" using 7 title "Tao-C inline, epoll backend" lc rgb "#2ca02c", \\
      1 with lines lw 2 lc rgb "black" title "epoll"
 unset multiplot
 """)
@@ -294,7 +304,13 @@ def md_report(out, rows, verdicts, meta, cells, other):
          f"loop); **tao-workers** `{meta.get('cmd_tao-workers')}` (handlers on one worker "
          f"thread, which shares the server's CPU with the loop: on two cores the other one belongs to "
          f"the load generator, so this measures the cost of the hop, not extra parallelism); "
+         f"**tao-epoll** `{meta.get('cmd_tao-epoll')}` (handlers on the I/O loop, on the "
+         f"engine's epoll backend, as where io_uring is refused); "
          f"**epoll** `{meta.get('cmd_epoll')}` (the hand-written baseline).",
+         f"- Backends the Tao-C servers ran on: tao-inline "
+         f"{meta.get('backend_tao-inline') or '?'}, tao-workers "
+         f"{meta.get('backend_tao-workers') or '?'}, tao-epoll "
+         f"{meta.get('backend_tao-epoll') or '?'}.",
          f"- Load generator: `tao-loadgen`, one client loop on Tao-C's client API, every "
          f"reply checked byte for byte.",
          f"- Other load on the machine: {other_text(other)} Load average (1/5/15 min) "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: Tao-C's echo server, with handlers inline and on a worker,
-# against a hand-written epoll echo server, over a matrix of loads.
+# and inline on the epoll backend, against a hand-written epoll echo server,
+# over a matrix of loads.
 #
 #   scripts/perf.sh            quick: about two minutes
 #   scripts/perf.sh --full     longer runs, more repetitions
@@ -66,7 +67,7 @@ smoke)
     cells=(pipelined storm)
     reps=1 warmup=0.1 duration=0.3 idle_conns=200 idle_reps=1 idle_hold=0.2 ;;
 esac
-servers=(tao-inline tao-workers epoll)
+servers=(tao-inline tao-workers tao-epoll epoll)
 
 # ---- setup and build -----------------------------------------------------------
 if [ $setup = 1 ]; then
@@ -121,6 +122,7 @@ server_argv() {
     case $1 in
     tao-inline) srv_argv=("$tao_echo" --workers 0 --loops 1) ;;
     tao-workers) srv_argv=("$tao_echo" --workers 1 --loops 1) ;;
+    tao-epoll) srv_argv=(env TAO_BACKEND=epoll "$tao_echo" --workers 0 --loops 1) ;;
     epoll) srv_argv=("$epoll_echo") ;;
     esac
 }
@@ -136,6 +138,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "perf: interrupted" >&2; exit 130' INT TERM
 
+declare -A backend=()
 # Start server $1 on a free port, logging to $2: sets srv_pid and srv_port.
 start_server() {
     local log=$2
@@ -146,6 +149,10 @@ start_server() {
     for _ in $(seq 250); do
         srv_port=$(sed -n 's/.* listening on .*:\([0-9][0-9]*\)$/\1/p' "$log" || true)
         if [ -n "$srv_port" ] && kill -0 "$srv_pid" 2>/dev/null; then
+            # The backend each Tao-C server ran on, for the report.
+            if [ -z "${backend[$1]:-}" ]; then
+                backend[$1]=$(sed -n 's/.* backend: //p' "$log" | head -1)
+            fi
             return 0
         fi
         if ! kill -0 "$srv_pid" 2>/dev/null; then
@@ -250,7 +257,10 @@ python3 perf/report.py "$out" "${meta[@]}" \
     "cells=${cells[*]}" "servers=${servers[*]}" \
     "cmd_tao-inline=tao-echo-server --workers 0 --loops 1" \
     "cmd_tao-workers=tao-echo-server --workers 1 --loops 1" \
-    "cmd_epoll=tao-epoll-echo"
+    "cmd_tao-epoll=TAO_BACKEND=epoll tao-echo-server --workers 0 --loops 1" \
+    "cmd_epoll=tao-epoll-echo" \
+    "backend_tao-inline=${backend[tao-inline]:-}" "backend_tao-workers=${backend[tao-workers]:-}" \
+    "backend_tao-epoll=${backend[tao-epoll]:-}"
 if command -v gnuplot >/dev/null; then
     (cd "$out" && gnuplot chart.gp) || echo "perf: gnuplot failed; no chart" >&2
 else

@@ -30,6 +30,7 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TS
 
 started=$SECONDS
 summary=()  # one line per step
+skip_lines=() # one line per skipped test: preset, name, why
 failed_steps=()
 total_pass=0
 total_fail=0
@@ -62,6 +63,19 @@ count_tests() {
     n_fail=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
     n_skip=$(grep -cE '^[[:space:]]+[0-9]+ - .*\(Skipped\)$' "$1")
     n_pass=$((total - n_fail - n_skip))
+}
+
+# Every test ctest skipped in preset $1 (log $2), with the reason it printed
+# (a line with "SKIP"; ctest itself shows only that it was skipped), into
+# skip_lines.
+skip_reasons() {
+    local p=$1 log=$2 last=build/$1/Testing/Temporary/LastTest.log name reason
+    while IFS= read -r name; do
+        reason=$(awk -v t="$name" '
+            /^[0-9]+\/[0-9]+ Test: / { cur = substr($0, index($0, "Test: ") + 6) }
+            cur == t && /SKIP/ { sub(/.*SKIP:? */, ""); print; exit }' "$last" 2>/dev/null)
+        skip_lines+=("$(printf '  %-8s %-30s %s' "$p" "$name" "${reason:-(no reason printed)}")")
+    done < <(sed -nE 's/^[[:space:]]+[0-9]+ - (.*) \(Skipped\)$/\1/p' "$log")
 }
 
 # run_preset <preset>: configure, build, test. Returns nothing; records.
@@ -99,6 +113,7 @@ run_preset() {
     ctest "${ctest_args[@]}" 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
 
+    skip_reasons "$p" "$log"
     if count_tests "$log"; then
         detail="$n_pass passed, $n_fail failed, $n_skip skipped"
         total_pass=$((total_pass + n_pass))
@@ -131,6 +146,10 @@ fi
 
 banner "summary"
 printf '%s\n' "${summary[@]}"
+if [ ${#skip_lines[@]} -gt 0 ]; then
+    echo "skipped tests, and why:"
+    printf '%s\n' "${skip_lines[@]}"
+fi
 if [ ${#failed_steps[@]} -eq 0 ]; then
     echo "test.sh: every step passed in $(elapsed $((SECONDS - started)))"
     status=0

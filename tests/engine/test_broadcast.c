@@ -480,7 +480,7 @@ static void stop_deadline_aborts_stuck_peer(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     /* 1,000 clients and their 1,000 server ends, plus the rings. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {

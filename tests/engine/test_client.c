@@ -369,7 +369,7 @@ static void shared_loops(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(echo_v4_and_v6),
         cmocka_unit_test(golden_bytes_on_the_wire),

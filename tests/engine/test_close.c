@@ -161,7 +161,7 @@ static void idle_non_reader_released(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     const struct CMUnitTest tests[] = {
         T_BOTH(close_deadline_aborts_non_reader),
         T_BOTH(close_read_in_time_ends_with_fin),

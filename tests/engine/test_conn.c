@@ -392,7 +392,7 @@ static void half_close_with_requests_parked(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(split_headers),
         cmocka_unit_test(max_frame_and_one_more),

@@ -50,7 +50,6 @@ static void on_error(tao_server_t *srv, tao_conn_t *c, int err, const char *what
         atomic_fetch_add(&other_errors, 1);
 }
 
-
 static tao_server_t *start(unsigned idle_ms, unsigned read_ms, unsigned heartbeat_ms)
 {
     atomic_store(&timeouts_seen, 0);
@@ -463,7 +462,9 @@ static void paused_idle_timeout_reply_or_reset(void **state)
     tao_server_t *srv = start(2000, 0, 0);
     paused_end_t r = pipeline_paused(srv, true);
     print_message("%u of %u replies (%u sent), then %s\n", r.replies, PAUSED_REQS, r.sent,
-                  r.end == 2 ? "RST" : r.end == 1 ? "FIN" : "still open");
+                  r.end == 2   ? "RST"
+                  : r.end == 1 ? "FIN"
+                               : "still open");
     /* 2 s without progress either way is idle: cut off, and the client
      * must be able to tell. */
     assert_int_equal(atomic_load(&timeouts_seen), 1);
@@ -474,11 +475,14 @@ static void paused_idle_timeout_reply_or_reset(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     const struct CMUnitTest tests[] = {
-        T_BOTH(idle_silent_closed),           T_BOTH(idle_talker_stays),
-        T_BOTH(idle_counts_from_last_frame),  T_BOTH(read_half_header_closed),
-        T_BOTH(read_slow_whole_frames_stay),  T_BOTH(heartbeats_to_silent_client),
+        T_BOTH(idle_silent_closed),
+        T_BOTH(idle_talker_stays),
+        T_BOTH(idle_counts_from_last_frame),
+        T_BOTH(read_half_header_closed),
+        T_BOTH(read_slow_whole_frames_stay),
+        T_BOTH(heartbeats_to_silent_client),
         T_BOTH(heartbeat_answers_keep_alive),
         T_BOTH(paused_read_timeout_every_reply),
         T_BOTH(paused_idle_timeout_reply_or_reset),

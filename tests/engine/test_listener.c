@@ -243,7 +243,7 @@ static void test_emfile_backoff(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_max_conns),
         cmocka_unit_test_teardown(test_emfile_backoff, teardown_nofile),

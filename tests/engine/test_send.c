@@ -527,7 +527,7 @@ static void test_abort_after_lent_echo_crosses_nothing(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backpressure_inline),
         cmocka_unit_test(test_backpressure_workers),

@@ -255,7 +255,7 @@ static void metrics_endpoint(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(golden_echo),      cmocka_unit_test(api_errors),
         cmocka_unit_test(addr_in_use),      cmocka_unit_test(refuse_and_close_once),

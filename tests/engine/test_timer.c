@@ -578,7 +578,7 @@ static void many_timers(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     const struct CMUnitTest tests[] = {
         T_BOTH(one_shots),          T_BOTH(repeating),
         T_BOTH(conn_after),         T_BOTH(conn_every_stops_at_close),

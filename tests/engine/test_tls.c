@@ -452,7 +452,7 @@ static void client_certificates(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(echo_tls13),

@@ -563,7 +563,7 @@ static void backlog_pauses_and_resumes(void **state)
 
 int main(void)
 {
-    t_require_io_uring();
+    t_require_backend();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(order_1_worker),
         cmocka_unit_test(order_3_workers),

@@ -7,10 +7,9 @@ if(TARGET tao-echo-server)
         $<TARGET_FILE:tao-pingpong-server> $<TARGET_FILE:tao-pingpong-client>
         $<TARGET_FILE:tao-timer>)
     foreach(case help echo chat chatflood pingpong timer tls)
-        add_test(NAME examples/${case}
-                 COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_examples.sh ${case}
-                         ${tao_example_programs})
-        set_tests_properties(examples/${case} PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
-                             LABELS examples ENVIRONMENT "TAO_SANITIZE=${TAO_SANITIZE}")
+        tao_backend_test(NAME examples/${case} TIMEOUT 120 LABELS examples
+                         ENVIRONMENT "TAO_SANITIZE=${TAO_SANITIZE}"
+                         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_examples.sh ${case}
+                                 ${tao_example_programs})
     endforeach()
 endif()

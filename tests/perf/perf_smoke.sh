@@ -26,14 +26,16 @@ fail() {
 }
 [ $rc -eq 0 ] || fail "perf.sh --smoke exited $rc"
 grep -q "^cell .*srv us/msg" "$out/stdout" || fail "no table printed"
-for s in tao-inline tao-workers epoll; do
+for s in tao-inline tao-workers tao-epoll epoll; do
     grep -q "^pipelined  *$s " "$out/stdout" || fail "no pipelined row for $s"
 done
 for f in report.md results.jsonl summary.csv chart.gp; do
     [ -s "$out/r/$f" ] || fail "$f missing or empty"
 done
 grep -q "^## Targets" "$out/r/report.md" || fail "report.md has no targets"
-[ "$(wc -l <"$out/r/results.jsonl")" -ge 9 ] || fail "results.jsonl has fewer than 9 runs"
+[ "$(wc -l <"$out/r/results.jsonl")" -ge 12 ] || fail "results.jsonl has fewer than 12 runs"
+grep -q "tao-epoll epoll\." "$out/r/report.md" || fail "the report does not say tao-epoll ran on epoll"
+grep -q "epoll backend vs epoll" "$out/r/report.md" || fail "no target for the epoll backend"
 if command -v gnuplot >/dev/null; then
     [ -s "$out/r/chart.png" ] || fail "chart.png missing"
 fi

@@ -19,20 +19,19 @@ endif()
 # noticed and named) and against the real echo server (no error at all).
 # The perf tests pin to CPUs and time things: one at a time.
 if(TARGET tao-loadgen AND TARGET tao-faulty-echo AND TARGET tao-echo-server)
-    add_test(NAME perf/loadgen_faults
-             COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/loadgen_faults.sh $<TARGET_FILE:tao-loadgen>
-                     $<TARGET_FILE:tao-faulty-echo> $<TARGET_FILE:tao-echo-server>)
-    set_tests_properties(perf/loadgen_faults PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
-                         LABELS "perf" RESOURCE_LOCK perf_cpus)
+    tao_backend_test(NAME perf/loadgen_faults TIMEOUT 120 LABELS perf
+                     PROPERTIES RESOURCE_LOCK perf_cpus
+                     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/loadgen_faults.sh
+                             $<TARGET_FILE:tao-loadgen> $<TARGET_FILE:tao-faulty-echo>
+                             $<TARGET_FILE:tao-echo-server>)
 endif()
 
 # scripts/perf.sh --smoke on this build's programs: table, report and files.
 if(TARGET tao-loadgen AND TARGET tao-epoll-echo AND TARGET tao-echo-server)
-    add_test(NAME perf/perf_smoke
-             COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/perf_smoke.sh ${PROJECT_SOURCE_DIR}
-                     ${PROJECT_BINARY_DIR})
-    set_tests_properties(perf/perf_smoke PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77
-                         LABELS "perf" RESOURCE_LOCK perf_cpus)
+    tao_backend_test(NAME perf/perf_smoke TIMEOUT 180 LABELS perf
+                     PROPERTIES RESOURCE_LOCK perf_cpus
+                     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/perf_smoke.sh ${PROJECT_SOURCE_DIR}
+                             ${PROJECT_BINARY_DIR})
 endif()
 
 # The load generator and the baseline are measured on jemalloc too.

@@ -10,8 +10,16 @@
 #include <string.h>
 #include <time.h>
 
-void t_require_io_uring(void)
+bool t_on_epoll(void)
 {
+    const char *v = getenv("TAO_BACKEND");
+    return v && strcmp(v, "epoll") == 0;
+}
+
+void t_require_backend(void)
+{
+    if (t_on_epoll())
+        return;
     struct io_uring ring;
     int rc = io_uring_queue_init(4, &ring, 0);
     if (rc == 0) {

@@ -4,13 +4,19 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
 
-/* Exit 77 (ctest "skipped") with the reason when io_uring cannot be set up. */
-void t_require_io_uring(void);
+/* The tests run on the backend TAO_BACKEND names (ctest registers each
+ * engine test once per backend). Exit 77 (ctest "skipped") with the reason
+ * when it is io_uring, or unset, and io_uring cannot be set up here. */
+void t_require_backend(void);
+
+/* True when the tests run on epoll. */
+bool t_on_epoll(void);
 
 /* Monotonic milliseconds. */
 uint64_t t_now_ms(void);
