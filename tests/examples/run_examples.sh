@@ -2,8 +2,9 @@
 # usage: run_examples.sh CASE PROGRAM...
 #
 # Runs the example programs end to end over 127.0.0.1. CASE is help, echo,
-# chat, chatflood, pingpong, timer or tls; the PROGRAMs are the built examples, found here by
-# their names. Servers listen on port 0 and print the port they got, so no
+# chat, chatflood, pingpong, timer, tls or seccomp; the PROGRAMs are the
+# built examples (and, for seccomp, tao-no-io-uring and tao-loadgen), found
+# here by their names. Servers listen on port 0 and print the port they got, so no
 # port is guessed. Every server is stopped with SIGTERM and must exit 0.
 # Exits 0 on success, 1 on failure, 77 when io_uring is unavailable.
 set -u
@@ -17,6 +18,7 @@ done
 
 tmp=$(mktemp -d)
 pids=()
+wrap=() # a command that servers and clients run under (seccomp)
 cleanup() {
     for p in "${pids[@]}"; do
         kill -KILL "$p" 2>/dev/null
@@ -48,7 +50,7 @@ until_ok() {
 
 # An example that failed because io_uring is blocked or missing: skip.
 skip_if_no_uring() {
-    if grep -q "io_uring" "$1"; then
+    if [ ${#wrap[@]} -eq 0 ] && grep -q "io_uring" "$1"; then
         echo "SKIP: io_uring is not available here:" >&2
         cat "$1" >&2
         exit 77
@@ -60,7 +62,8 @@ start_server() {
     local name=$1
     shift
     : >"$tmp/server.out" # not the port of the previous server
-    "${prog[$name]}" --listen 127.0.0.1:0 "$@" >"$tmp/server.out" 2>"$tmp/server.err" &
+    "${wrap[@]}" "${prog[$name]}" --listen 127.0.0.1:0 "$@" >"$tmp/server.out" \
+        2>"$tmp/server.err" &
     server_pid=$!
     pids+=("$server_pid")
     port=
@@ -93,7 +96,7 @@ stop_server() {
 run_client() {
     local log=$1
     shift
-    timeout -k 5 60 "$@" >"$tmp/$log.out" 2>"$tmp/$log.err"
+    timeout -k 5 60 "${wrap[@]}" "$@" >"$tmp/$log.out" 2>"$tmp/$log.err"
     rc=$?
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
         fail "$log timed out"
@@ -255,8 +258,52 @@ case_tls() {
     stop_server
 }
 
+# Where io_uring is refused, as under Docker's (EPERM) and Podman's
+# (ENOSYS) default seccomp profiles: the programs, with the default backend
+# choice, say so in one line and run on epoll, and every byte still comes
+# back: pipelined, 1,000 connections, TLS. Asked to run on io_uring there,
+# the server refuses to start and says why.
+case_seccomp() {
+    local err lines certs=$tmp/certs
+    unset TAO_BACKEND
+    ulimit -n 4096 2>/dev/null
+    bash "$(dirname "$0")/../../scripts/make-test-certs.sh" "$certs" >/dev/null ||
+        fail "cannot make test certificates"
+    for err in EPERM ENOSYS; do
+        wrap=("${prog[tao-no-io-uring]}" "$err")
+        start_server tao-echo-server --loops 2
+        grep -q "backend: epoll" "$tmp/server.out" || fail "$err: the server is not on epoll"
+        lines=$(grep -c "running on epoll: a seccomp filter blocks" "$tmp/server.err")
+        [ "$lines" -eq 1 ] || fail "$err: $lines lines say why the server runs on epoll, not 1"
+        run_client pipelined "${prog[tao-loadgen]}" --connect "127.0.0.1:$port" -c 64 -d 16 \
+            -s 512 --warmup 0.2 --duration 1
+        [ "$rc" -eq 0 ] || fail "$err: pipelined load: exit $rc"
+        run_client conns1000 "${prog[tao-loadgen]}" --connect "127.0.0.1:$port" -c 1000 -d 1 \
+            -s 64 --warmup 0.2 --duration 1
+        [ "$rc" -eq 0 ] || fail "$err: 1,000 connections: exit $rc"
+        stop_server
+
+        start_server tao-echo-server --tls-cert "$certs/server.pem" --tls-key "$certs/server.key"
+        if ! grep -q "not supported\|without it" "$tmp/server.err"; then
+            run_client tls "${prog[tao-echo-client]}" --connect "127.0.0.1:$port" --count 50 \
+                --tls --ca "$certs/ca.pem"
+            [ "$rc" -eq 0 ] || fail "$err: TLS tao-echo-client exited $rc"
+            [ "$(grep -c "hello, world" "$tmp/tls.out")" -eq 50 ] || fail "$err: not 50 TLS replies"
+        fi
+        stop_server
+
+        TAO_BACKEND=io_uring timeout -k 5 30 "${wrap[@]}" "${prog[tao-echo-server]}" \
+            --listen 127.0.0.1:0 >"$tmp/forced.out" 2>"$tmp/forced.err"
+        rc=$?
+        [ "$rc" -ne 0 ] || fail "$err: forced onto io_uring, the server started"
+        grep -q "seccomp filter blocks io_uring_setup" "$tmp/forced.err" ||
+            fail "$err: forced onto io_uring, the server did not say why"
+    done
+    wrap=()
+}
+
 case "$case_name" in
-help | echo | chat | chatflood | pingpong | timer | tls) "case_$case_name" ;;
+help | echo | chat | chatflood | pingpong | timer | tls | seccomp) "case_$case_name" ;;
 *) fail "unknown case" ;;
 esac
 echo "ok: $case_name"

@@ -12,4 +12,14 @@ if(TARGET tao-echo-server)
                          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_examples.sh ${case}
                                  ${tao_example_programs})
     endforeach()
+
+    # The examples where io_uring is refused: the backend is chosen, not set.
+    if(TARGET tao-loadgen)
+        add_test(NAME examples/seccomp
+                 COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_examples.sh seccomp
+                         ${tao_example_programs} $<TARGET_FILE:tao-no-io-uring>
+                         $<TARGET_FILE:tao-loadgen>)
+        set_tests_properties(examples/seccomp PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77
+                             LABELS "examples;epoll" ENVIRONMENT "TAO_SANITIZE=${TAO_SANITIZE}")
+    endif()
 endif()
