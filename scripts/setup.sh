@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
 # Install what building, testing and benchmarking Tao-C needs on Debian 12.
 # Idempotent and non-interactive: packages already present are not touched.
+#
+#   scripts/setup.sh [container]
+#
+# "container" adds what scripts/container-test.sh needs: podman, runc (crun
+# refuses hosts with a hybrid cgroup layout), debootstrap (to build the
+# debian:12 base image where no registry is reachable) and uidmap (rootless
+# podman).
 set -euo pipefail
 
 pkgs=(build-essential gcc g++ clang cmake make pkg-config git ca-certificates
       liburing-dev libwolfssl-dev libjemalloc-dev libcmocka-dev
       libclang-rt-14-dev openssl gnuplot-nox python3)
+
+case "${1:-}" in
+"") ;;
+container) pkgs+=(podman runc debootstrap uidmap) ;;
+*)
+    echo "usage: scripts/setup.sh [container]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do
