@@ -89,6 +89,11 @@ static void to_worker(tao_conn_t *c, const tao_frame_t *f)
     it->u.frame.len = (uint32_t)f->len;
     memcpy(it->bytes, f->payload, f->len);
     tao__to_worker(c->loop, c->worker, it);
+    /* The worker's replies count as queued when it sends them, before the
+     * loop sees them: past the high watermark, stop reading now rather than
+     * hand it more frames to answer in the meantime. */
+    if (atomic_load(&c->queued) >= c->ep->set.out_high)
+        tao__conn_pause(c);
     size_t pending = atomic_fetch_add(&c->wpending, sizeof *it + f->len) + sizeof *it + f->len;
     if (pending >= c->ep->set.out_high && !(c->flags & C_WPAUSED)) {
         /* The worker is behind: stop reading this connection until it
