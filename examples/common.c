@@ -384,8 +384,7 @@ int64_t ex_dial(const ex_opts_t *o, tao_client_config_t *cfg, tao_handler_cb han
         tao_client_destroy(cl);
         return -1;
     }
-    if (o->debug)
-        fprintf(stderr, "%s: backend: %s\n", o->prog, tao_client_backend(cl));
+    fprintf(stderr, "%s: backend: %s\n", o->prog, tao_client_backend(cl));
     *out = cl;
     return id;
 }

@@ -122,6 +122,7 @@ int main(int argc, char **argv)
         free(trips);
         return 1;
     }
+    fprintf(stderr, "%s: backend: %s\n", opts.prog, tao_client_backend(cl));
     uint64_t start = tao_now_ms();
     if (connect_all(cl, trips) < opts.conns)
         tao_client_stop(cl, 0);

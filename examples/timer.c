@@ -110,6 +110,7 @@ int main(int argc, char **argv)
         tao_server_destroy(server);
         return 1;
     }
+    fprintf(stderr, "%s: backend: %s\n", o.prog, tao_server_backend(server));
     tao_server_wait(server);
     tao_server_destroy(server);
     printf("%u ticks; the cancelled timer %s\n", atomic_load(&ticks),
