@@ -5,6 +5,7 @@ set(TAO_SOURCES
     codec/tlv.c
     codec/lenfield.c
     codec/line.c
+    codec/resp.c
     codec/registry.c
     engine/timerwheel.c
     engine/idmap.c

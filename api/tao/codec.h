@@ -118,6 +118,36 @@ typedef struct tao_line_opts {
     int32_t type;          /* message type given to every frame */
 } tao_line_opts_t;
 
+/* RESP, the Redis protocol (version 2). A frame is one whole value, its
+ * bytes as they came (frame.payload): in TAO_RESP_REQUESTS mode a request,
+ * an array of bulk strings or an inline command line ("SET k v\r\n", as
+ * redis-cli and telnet send), split with tao_resp_args; in
+ * TAO_RESP_REPLIES mode any value (+simple, -error, :integer, $bulk or
+ * nil, *array, nested). Encoding adds nothing: the payload sent is the
+ * reply's wire bytes (see tao_resp_simple and friends). Decode returns
+ * -EMSGSIZE for a bulk string, an array or an inline line over its limit
+ * as soon as its header shows it, and -EBADMSG for anything else that is
+ * not RESP (a server answers "-ERR Protocol error" from on_error, then the
+ * connection closes). Every request decodes as message type `type`. */
+typedef enum tao_resp_mode {
+    TAO_RESP_REQUESTS = 0,
+    TAO_RESP_REPLIES = 1,
+} tao_resp_mode_t;
+
+typedef struct tao_resp_opts {
+    tao_resp_mode_t mode;
+    size_t max_bulk;   /* bytes of one bulk string; 0 = 8 MiB */
+    size_t max_args;   /* elements of one array; 0 = 1,048,576 (Redis's) */
+    size_t max_inline; /* an inline command or simple value line; 0 = 64 KiB */
+    int32_t type;      /* message type given to every frame */
+} tao_resp_opts_t;
+
+/* One argument of a request: a view into the payload. */
+typedef struct tao_resp_arg {
+    const uint8_t *p;
+    size_t len;
+} tao_resp_arg_t;
+
 struct tao_codec {
     tao_decode_fn decode;
     tao_encode_fn encode;
@@ -134,6 +164,11 @@ struct tao_codec {
             size_t delim_len;
             int32_t type;
         } line;
+        struct {
+            size_t max_bulk, max_args, max_inline;
+            int mode;
+            int32_t type;
+        } resp;
         void *user; /* for custom codecs */
     } u;
 };
@@ -151,6 +186,24 @@ TAO_API void tao_codec_tlv(tao_codec_t *codec, size_t max_payload);
  * bytes. opts == NULL gives the line defaults. */
 TAO_API int tao_codec_lenfield(tao_codec_t *codec, const tao_lenfield_opts_t *opts);
 TAO_API int tao_codec_line(tao_codec_t *codec, const tao_line_opts_t *opts);
+
+/* 0, or -EINVAL for an unknown mode. opts == NULL: requests, defaults. */
+TAO_API int tao_codec_resp(tao_codec_t *codec, const tao_resp_opts_t *opts);
+
+/* The arguments of a request frame (either form) into args[0..max): returns
+ * how many it has (more than max: only max filled), or -EBADMSG (inline
+ * quotes that do not close). */
+TAO_API long tao_resp_args(const void *payload, size_t len, tao_resp_arg_t *args, size_t max);
+
+/* Reply pieces, written like snprintf (returns the length the whole piece
+ * needs; out gets at most cap - 1 bytes and a NUL):
+ *   tao_resp_simple(out, cap, '+', "OK") or ('-', "ERR unknown command")
+ *   tao_resp_int(out, cap, 42)                      ":42\r\n"
+ *   tao_resp_header(out, cap, '$', 5) then 5 bytes and "\r\n": a bulk
+ *   string; ('$', -1) nil; ('*', n) an array of the n values that follow. */
+TAO_API size_t tao_resp_simple(char *out, size_t cap, char kind, const char *text);
+TAO_API size_t tao_resp_int(char *out, size_t cap, long long v);
+TAO_API size_t tao_resp_header(char *out, size_t cap, char kind, long long n);
 
 /* Encode a Go Tao heartbeat payload (8 bytes, LE int64) into out. */
 TAO_API void tao_heartbeat_encode(int64_t timestamp, uint8_t out[TAO_HEARTBEAT_LEN]);

@@ -19,6 +19,10 @@ const char *t_fuzz_lenfield(const uint8_t *data, size_t size);
  * line limits. */
 const char *t_fuzz_line(const uint8_t *data, size_t size);
 
+/* The whole input is a RESP stream, decoded as requests and as replies,
+ * with the default limits and with tiny ones. */
+const char *t_fuzz_resp(const uint8_t *data, size_t size);
+
 /* Each returns NULL when every invariant holds, or a static description of
  * the first one broken. */
 

@@ -56,6 +56,11 @@ static void test_line(void **state)
     assert_true(replay("line", t_fuzz_line) >= 10);
 }
 
+static void test_resp(void **state)
+{
+    assert_true(replay("resp", t_fuzz_resp) >= 10);
+}
+
 /* Empty and tiny inputs take the early returns a corpus may not reach. */
 static void test_trivial_inputs(void **state)
 {
@@ -64,6 +69,7 @@ static void test_trivial_inputs(void **state)
         assert_null(t_fuzz_tlv(zero, n));
         assert_null(t_fuzz_lenfield(zero, n));
         assert_null(t_fuzz_line(zero, n));
+        assert_null(t_fuzz_resp(zero, n));
     }
 }
 
@@ -73,6 +79,7 @@ int main(void)
         cmocka_unit_test(test_tlv),
         cmocka_unit_test(test_lenfield),
         cmocka_unit_test(test_line),
+        cmocka_unit_test(test_resp),
         cmocka_unit_test(test_trivial_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
