@@ -13,6 +13,11 @@ if(TARGET tao-echo-server)
                                  ${tao_example_programs})
     endforeach()
 
+    # tao-kv-server against redis-cli, redis-server and redis-benchmark.
+    tao_backend_test(NAME examples/kv TIMEOUT 600 LABELS examples
+                     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_kv.sh
+                             $<TARGET_FILE:tao-kv-server>)
+
     # The examples where io_uring is refused: the backend is chosen, not set.
     if(TARGET tao-loadgen)
         add_test(NAME examples/seccomp
