@@ -335,6 +335,10 @@ def md_report(out, rows, verdicts, meta, cells, other):
           "lowest and highest of them, which shows how far one repetition can be trusted.", "",
           "| target | measured | status |", "|---|--:|---|"]
     L += [f"| {d} | {m} | {s} |" for d, m, s in verdicts]
+    peers = os.path.join(out, "peers.md")
+    if os.path.exists(peers):
+        with open(peers) as f:
+            L += ["", f.read()]
     L += ["", "## Chart", "", "![Tao-C vs the epoll baseline](chart.png)", "",
           "## Files", "", "- `results.jsonl`: one line per run, as `tao-loadgen --json` wrote it",
           "- `summary.csv`: the medians above", "- `logs/`: each run's output",
@@ -362,6 +366,11 @@ def main():
     print()
     for d, m, s in verdicts:
         print(f"  {s:<18} {m:>22}  {d}")
+    peers = os.path.join(out, "peers.md")
+    if os.path.exists(peers):
+        print()
+        with open(peers) as f:
+            print(f.read())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #   scripts/perf.sh            quick: about two minutes
 #   scripts/perf.sh --full     longer runs, more repetitions
 #   scripts/perf.sh --smoke    a few seconds, a tiny matrix (the test suite runs it)
+#   scripts/perf.sh --peers    also tao-kv-server against redis-server (--full has it)
 #
 # Other options: --no-setup (do not run scripts/setup.sh), --bin DIR (use the
 # programs already built in build directory DIR instead of building
@@ -28,6 +29,7 @@ usage() {
 }
 
 mode=quick
+peers=0
 setup=1
 bin=
 out=
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
     --quick) mode=quick ;;
     --full) mode=full ;;
     --smoke) mode=smoke ;;
+    --peers) peers=1 ;;
     --no-setup) setup=0 ;;
     --bin) bin=${2:?--bin needs a directory}; shift ;;
     --out) out=${2:?--out needs a directory}; shift ;;
@@ -62,7 +65,7 @@ quick)
     reps=3 warmup=0.3 duration=1.2 idle_conns=10000 idle_reps=1 idle_hold=0.5 ;;
 full)
     cells=(latency conns64 pipelined mid large conns1000 storm)
-    reps=5 warmup=1 duration=5 idle_conns=10000 idle_reps=3 idle_hold=2 ;;
+    reps=5 warmup=1 duration=5 idle_conns=10000 idle_reps=3 idle_hold=2 peers=1 ;;
 smoke)
     cells=(pipelined storm)
     reps=1 warmup=0.1 duration=0.3 idle_conns=200 idle_reps=1 idle_hold=0.2 ;;
@@ -77,10 +80,12 @@ if [ -z "$bin" ]; then
     bin=build/release
     echo "perf: building the release in $bin" >&2
     cmake -S . -B "$bin" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$bin" -j2 --target tao-echo-server tao-epoll-echo tao-loadgen >/dev/null
+    cmake --build "$bin" -j2 --target tao-echo-server tao-epoll-echo tao-loadgen tao-kv-server \
+        >/dev/null
 fi
 bin=$(cd "$bin" && pwd)
 tao_echo=$bin/examples/tao-echo-server
+tao_kv=$bin/examples/tao-kv-server
 epoll_echo=$bin/perf/tao-epoll-echo
 loadgen=$bin/perf/tao-loadgen
 for p in "$tao_echo" "$epoll_echo" "$loadgen"; do
@@ -241,6 +246,20 @@ for rep in $(seq "$idle_reps"); do
     done
 done
 [ -t 2 ] && echo >&2
+
+# The peers: tao-kv-server next to redis-server, both under redis-benchmark.
+if [ "$peers" = 1 ]; then
+    for t in redis-server redis-benchmark; do
+        command -v "$t" >/dev/null || { echo "perf: $t is missing (scripts/setup.sh)" >&2; exit 1; }
+    done
+    case $mode in smoke) peer_reps=1 scale=0.05 ;; quick) peer_reps=3 scale=1 ;; full) peer_reps=5 scale=3 ;; esac
+    peer_cpus=()
+    if [ "$cpus" -ge 2 ]; then
+        peer_cpus=("${allowed[0]}" "${allowed[1]}")
+    fi
+    python3 perf/peers.py "$out" "$tao_kv" "$peer_reps" "$scale" "${peer_cpus[@]}" \
+        >"$out/logs/peers.log" || { echo "perf: the peers group failed" >&2; tail -5 "$out/logs/peers.log" >&2; exit 1; }
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the report ---------------------------------------------------------------------------

@@ -11,8 +11,13 @@ build=${2:?usage}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-timeout -k 5 150 "$src/scripts/perf.sh" --smoke --no-setup --bin "$build" --out "$out/r" \
-    >"$out/stdout" 2>"$out/stderr"
+# The peers group too, where Redis's tools are installed (setup.sh does).
+peers=()
+if command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null; then
+    peers=(--peers)
+fi
+timeout -k 5 170 "$src/scripts/perf.sh" --smoke "${peers[@]}" --no-setup --bin "$build" \
+    --out "$out/r" >"$out/stdout" 2>"$out/stderr"
 rc=$?
 cat "$out/stdout"
 if [ $rc -eq 77 ]; then
@@ -36,6 +41,10 @@ grep -q "^## Targets" "$out/r/report.md" || fail "report.md has no targets"
 [ "$(wc -l <"$out/r/results.jsonl")" -ge 12 ] || fail "results.jsonl has fewer than 12 runs"
 grep -q "tao-epoll epoll\." "$out/r/report.md" || fail "the report does not say tao-epoll ran on epoll"
 grep -q "epoll backend vs epoll" "$out/r/report.md" || fail "no target for the epoll backend"
+if [ ${#peers[@]} -gt 0 ]; then
+    grep -q "^## Peers" "$out/r/report.md" || fail "no peers section in the report"
+    [ "$(wc -l <"$out/r/peers.jsonl")" -eq 8 ] || fail "peers.jsonl has not 8 runs"
+fi
 if command -v gnuplot >/dev/null; then
     [ -s "$out/r/chart.png" ] || fail "chart.png missing"
 fi
