@@ -7,6 +7,8 @@
  * ran out of buffers, firing due timers, and one wake-up for the next due
  * one. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,16 +97,51 @@ static void deadline_fire(tao__timer_t *t, uint64_t now)
  * stop's deadline is answered. So a connection keeps reading, handling and
  * replying while the server stops (C_DRAIN), back-pressure included, and
  * closes gracefully only once it is quiet: not paused, no frame (whole or
- * started) waiting in c->in, nothing unread in its socket. Whatever still
- * keeps it busy at the deadline is aborted (RST, deadline_fire), never
- * closed with a FIN that would look complete; bytes that arrive after its
- * close began were not answered either, and turn the close into an abort
- * (recv.c). */
-static bool quiet(const tao_conn_t *c)
+ * started) waiting in c->in, nothing unread in its socket, and nothing
+ * received for a while. Whatever still keeps it busy at the deadline is
+ * aborted (RST, deadline_fire), never closed with a FIN that would look
+ * complete; bytes that arrive after its close began were not answered
+ * either, and turn the close into an abort (recv.c).
+ *
+ * "For a while": an empty socket does not mean the peer is done. What it
+ * wrote while our receive window was full waits in its own kernel, which
+ * sends it only once our reading opens the window again, a round trip
+ * later (and later still on a loaded machine, where the softirq that
+ * carries it is deferred). So a connection that received in the last
+ * DRAIN_QUIET_MS, or in its last two round trips if they are longer, is
+ * not quiet yet; drain_timer looks again when that has passed. */
+#define DRAIN_QUIET_MS 50
+
+/* When c has been silent long enough to close, or 0 for now. */
+static uint64_t quiet_at(const tao_conn_t *c)
+{
+    uint64_t at = c->last_rx + DRAIN_QUIET_MS;
+    if (at <= c->loop->now) {
+        struct tcp_info ti;
+        socklen_t len = sizeof ti;
+        if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
+            at = c->last_rx + 2 * (uint64_t)ti.tcpi_rtt / 1000 + 1;
+    }
+    return at > c->loop->now ? at : 0;
+}
+
+static bool quiet(const tao_conn_t *c, uint64_t *wait_until)
 {
     if (c->flags & (C_PAUSED | C_WPAUSED | C_NOBUFS) || c->in_len)
         return false;
-    return (c->flags & C_EOF) || !tao__conn_unread(c);
+    if (c->flags & C_EOF)
+        return true; /* the peer said it is done */
+    if (tao__conn_unread(c))
+        return false;
+    uint64_t at = quiet_at(c);
+    if (at && at < *wait_until)
+        *wait_until = at;
+    return at == 0;
+}
+
+static void drain_fire(tao__timer_t *t, uint64_t now)
+{
+    /* Nothing to do here: the batch this timer ends runs drain_check. */
 }
 
 /* While stopping, after a whole batch: close each draining connection that
@@ -114,13 +151,17 @@ static void drain_check(tao__loop_t *loop)
 {
     if (tao__loop_behind(loop))
         return;
+    uint64_t wait_until = UINT64_MAX;
     tao__list_t *it, *nx;
     tao__list_each(it, nx, &loop->conns)
     {
         tao_conn_t *c = container_of(it, tao_conn_t, node);
-        if ((c->flags & C_DRAIN) && !(c->flags & (C_CLOSING | C_FENCING)) && quiet(c))
+        if ((c->flags & C_DRAIN) && !(c->flags & (C_CLOSING | C_FENCING)) && quiet(c, &wait_until))
             tao__conn_close_local(c, false);
     }
+    if (wait_until != UINT64_MAX &&
+        (!tao__timer_armed(&loop->drain_timer) || loop->drain_timer.due > wait_until))
+        tao__wheel_add(&loop->wheel, &loop->drain_timer, wait_until, 0);
 }
 
 static void begin_stop(tao__loop_t *loop)
@@ -137,6 +178,7 @@ static void begin_stop(tao__loop_t *loop)
         else
             c->flags |= C_DRAIN;
     }
+    tao__timer_init(&loop->drain_timer, drain_fire);
     tao__timer_init(&loop->stop_deadline, deadline_fire);
     tao__wheel_add(&loop->wheel, &loop->stop_deadline, loop->now + ms, 0);
 }

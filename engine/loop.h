@@ -80,6 +80,7 @@ struct tao__loop {
 
     bool stopping;
     tao__timer_t stop_deadline;
+    tao__timer_t drain_timer; /* a draining connection may have gone quiet */
 
     tao__counters_t stats;
 };
