@@ -252,6 +252,7 @@ if [ "$peers" = 1 ]; then
     for t in redis-server redis-benchmark; do
         command -v "$t" >/dev/null || { echo "perf: $t is missing (scripts/setup.sh)" >&2; exit 1; }
     done
+    [ -x "$tao_kv" ] || { echo "perf: $tao_kv is missing" >&2; exit 1; }
     case $mode in smoke) peer_reps=1 scale=0.05 ;; quick) peer_reps=3 scale=1 ;; full) peer_reps=5 scale=3 ;; esac
     peer_cpus=()
     if [ "$cpus" -ge 2 ]; then
