@@ -16,37 +16,10 @@ for p in "$@"; do
     prog[$(basename "$p")]=$p
 done
 
-tmp=$(mktemp -d)
-pids=()
+label=$case_name
+# shellcheck source=tests/examples/lib.sh
+. "$(dirname "$0")/lib.sh"
 wrap=() # a command that servers and clients run under (seccomp)
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill -KILL "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL ($case_name): $*" >&2
-    for f in "$tmp"/*.out "$tmp"/*.err; do
-        [ -s "$f" ] && { echo "--- $(basename "$f")"; tail -n 20 "$f"; } >&2
-    done
-    exit 1
-}
-
-# until_ok TENTHS CMD...: run CMD every 0.1 s until it succeeds, at most
-# TENTHS times.
-until_ok() {
-    local n=$1
-    shift
-    for ((i = 0; i < n; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # An example that failed because io_uring is blocked or missing: skip.
 skip_if_no_uring() {

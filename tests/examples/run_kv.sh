@@ -23,35 +23,9 @@ for t in redis-cli redis-server redis-benchmark python3; do
     fi
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill -KILL "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$tmp"/*.log; do
-        [ -s "$f" ] && { echo "--- $(basename "$f")"; tail -n 20 "$f"; } >&2
-    done
-    exit 1
-}
-
-# until_ok TENTHS CMD...: run CMD every 0.1 s until it succeeds.
-until_ok() {
-    local n=$1
-    shift
-    for ((i = 0; i < n; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
+label=kv
+# shellcheck source=tests/examples/lib.sh
+. "$here/lib.sh"
 
 # start_kv ARGS...: tao-kv-server on a free port; sets kv_pid and kv_port.
 start_kv() {
@@ -71,7 +45,7 @@ start_kv() {
 
 stop_kv() {
     kill -TERM "$kv_pid"
-    until_ok 100 bash -c "! kill -0 $kv_pid" || fail "tao-kv-server ignored SIGTERM"
+    until_ok 100 bash -c "! kill -0 $kv_pid 2>/dev/null" || fail "tao-kv-server ignored SIGTERM"
     wait "$kv_pid"
     local rc=$?
     [ "$rc" -eq 0 ] || fail "tao-kv-server exited $rc after SIGTERM"
@@ -82,7 +56,7 @@ redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1"
 redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
     --daemonize no >"$tmp/redis.log" 2>&1 &
 pids+=($!)
-until_ok 100 redis-cli -p "$redis_port" PING || fail "redis-server did not start"
+until_ok 100 redis-cli -p "$redis_port" PING >/dev/null 2>&1 || fail "redis-server did not start"
 
 # ---- redis-cli: what a user sees ------------------------------------------
 start_kv --workers 0 --loops 1
