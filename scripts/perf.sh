@@ -3,7 +3,7 @@
 # and inline on the epoll backend, against a hand-written epoll echo server,
 # over a matrix of loads.
 #
-#   scripts/perf.sh            quick: about two minutes
+#   scripts/perf.sh            quick: about two and a half minutes
 #   scripts/perf.sh --full     longer runs, more repetitions
 #   scripts/perf.sh --smoke    a few seconds, a tiny matrix (the test suite runs it)
 #   scripts/perf.sh --peers    also tao-kv-server against redis-server (--full has it)
