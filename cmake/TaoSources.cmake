@@ -6,6 +6,7 @@ set(TAO_SOURCES
     codec/lenfield.c
     codec/line.c
     codec/resp.c
+    codec/http1.c
     codec/registry.c
     engine/timerwheel.c
     engine/idmap.c

@@ -148,6 +148,40 @@ typedef struct tao_resp_arg {
     size_t len;
 } tao_resp_arg_t;
 
+/* HTTP/1.1 requests, for a server (codec/http1.c says what is accepted).
+ * A frame is one whole request, head and body (Content-Length or chunked),
+ * its bytes as they came; tao_http_parse tells its parts. Encoding adds
+ * nothing: a handler sends the response's bytes. Decode's errors name the
+ * status to answer with (tao_http_status_of): -EBADMSG 400, -EMSGSIZE 413
+ * (body over max_body), -ENAMETOOLONG 414 (request line over max_line),
+ * -EOVERFLOW 431 (head over max_head, or more than max_headers fields). */
+typedef struct tao_http_opts {
+    size_t max_line;    /* request line bytes; 0 = 8 KiB */
+    size_t max_head;    /* request line and header fields; 0 = 16 KiB */
+    size_t max_headers; /* header fields; 0 = 100 */
+    size_t max_body;    /* body bytes (decoded, when chunked); 0 = 1 MiB */
+    int32_t type;       /* message type given to every request */
+} tao_http_opts_t;
+
+typedef struct tao_http_header {
+    const char *name; /* views into the frame, not NUL-terminated */
+    size_t name_len;
+    const char *value; /* surrounding spaces removed */
+    size_t value_len;
+} tao_http_header_t;
+
+typedef struct tao_http_req {
+    const char *method, *target; /* views into the frame */
+    size_t method_len, target_len;
+    int minor; /* HTTP/1.minor */
+    tao_http_header_t *headers;
+    size_t nheaders;
+    const uint8_t *body; /* Content-Length: the body; chunked: its wire form */
+    size_t body_len;     /* the body's decoded length either way */
+    bool chunked;        /* tao_http_body decodes it */
+    bool keep_alive;     /* 1.1 without "Connection: close", or 1.0 with keep-alive */
+} tao_http_req_t;
+
 struct tao_codec {
     tao_decode_fn decode;
     tao_encode_fn encode;
@@ -169,6 +203,10 @@ struct tao_codec {
             int mode;
             int32_t type;
         } resp;
+        struct {
+            size_t max_line, max_head, max_headers, max_body;
+            int32_t type;
+        } http;
         void *user; /* for custom codecs */
     } u;
 };
@@ -204,6 +242,22 @@ TAO_API long tao_resp_args(const void *payload, size_t len, tao_resp_arg_t *args
 TAO_API size_t tao_resp_simple(char *out, size_t cap, char kind, const char *text);
 TAO_API size_t tao_resp_int(char *out, size_t cap, long long v);
 TAO_API size_t tao_resp_header(char *out, size_t cap, char kind, long long n);
+
+/* 0, or -EINVAL for codec NULL. opts == NULL: the defaults. */
+TAO_API int tao_codec_http(tao_codec_t *codec, const tao_http_opts_t *opts);
+
+/* The parts of a request frame the codec decoded: 0, or a decode error.
+ * Header fields go to headers[0..max) (req->nheaders says how many). */
+TAO_API int tao_http_parse(const tao_codec_t *codec, const void *frame, size_t len,
+                           tao_http_req_t *req, tao_http_header_t *headers, size_t max);
+
+/* The body, decoded, into out: its length, or -ENOSPC when cap is less
+ * than req->body_len. */
+TAO_API long tao_http_body(const tao_codec_t *codec, const tao_http_req_t *req, const void *frame,
+                           size_t len, uint8_t *out, size_t cap);
+
+/* The status for a decode error (400, 413, 414 or 431). */
+TAO_API int tao_http_status_of(int err);
 
 /* Encode a Go Tao heartbeat payload (8 bytes, LE int64) into out. */
 TAO_API void tao_heartbeat_encode(int64_t timestamp, uint8_t out[TAO_HEARTBEAT_LEN]);

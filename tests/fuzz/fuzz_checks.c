@@ -318,14 +318,20 @@ static const char *resp_request_roundtrip(const tao_codec_t *c, const uint8_t *f
     return NULL;
 }
 
-static const char *resp_walk(const tao_codec_t *c, const uint8_t *data, size_t size)
+typedef const char *(*frame_check_fn)(const tao_codec_t *c, const uint8_t *frame, size_t n);
+
+/* Decode data as a stream of self-delimiting frames whose payload is the
+ * whole frame, checking the properties above and, per frame, check. */
+static const char *prop_walk(const tao_codec_t *c, const uint8_t *data, size_t size,
+                             frame_check_fn check)
 {
     size_t at = 0;
     while (at < size) {
         tao_frame_t f, g;
         ssize_t rc = decode_exact(c, data + at, size - at, &f);
         if (rc < 0) {
-            CHECK(rc == -EBADMSG || rc == -EMSGSIZE, "decode error %zd", rc);
+            CHECK(rc == -EBADMSG || rc == -EMSGSIZE || rc == -ENAMETOOLONG || rc == -EOVERFLOW,
+                  "decode error %zd", rc);
             /* More bytes cannot make it valid. */
             uint8_t *more = malloc(size - at + 4);
             if (more == NULL)
@@ -344,8 +350,8 @@ static const char *resp_walk(const tao_codec_t *c, const uint8_t *data, size_t s
         CHECK(decode_exact(c, data + at, (size_t)rc, &g) == rc, "differs from its own bytes");
         CHECK(decode_exact(c, data + at, (size_t)rc - 1, &g) == 0,
               "a strict prefix of a %zd-byte frame does not ask for more", rc);
-        if (c->u.resp.mode == TAO_RESP_REQUESTS) {
-            const char *err = resp_request_roundtrip(c, data + at, (size_t)rc);
+        if (check) {
+            const char *err = check(c, data + at, (size_t)rc);
             if (err)
                 return err;
         }
@@ -365,7 +371,40 @@ const char *t_fuzz_resp(const uint8_t *data, size_t size)
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
         tao_codec_t c;
         CHECK(tao_codec_resp(&c, &opts[i]) == 0, "resp settings refused");
-        const char *err = resp_walk(&c, data, size);
+        const char *err = prop_walk(
+            &c, data, size, opts[i].mode == TAO_RESP_REQUESTS ? resp_request_roundtrip : NULL);
+        if (err)
+            return err;
+    }
+    return NULL;
+}
+
+/* ---- HTTP/1.1 ---------------------------------------------------------------- */
+
+/* A decoded request parses, and its body decodes to the length it says. */
+static const char *http_parts(const tao_codec_t *c, const uint8_t *frame, size_t n)
+{
+    tao_http_req_t q;
+    tao_http_header_t h[8];
+    int rc = tao_http_parse(c, frame, n, &q, h, 8);
+    CHECK(rc == 0, "a decoded request does not parse: %d", rc);
+    CHECK(q.method_len > 0 && q.target_len > 0, "empty method or target");
+    uint8_t *body = malloc(q.body_len ? q.body_len : 1);
+    if (body == NULL)
+        abort();
+    long got = tao_http_body(c, &q, frame, n, body, q.body_len);
+    free(body);
+    CHECK(got == (long)q.body_len, "the body decodes to %ld bytes, not %zu", got, q.body_len);
+    return NULL;
+}
+
+const char *t_fuzz_http(const uint8_t *data, size_t size)
+{
+    const tao_http_opts_t opts[] = {{0, 0, 0, 0, 1}, {24, 64, 3, 16, 1}};
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        tao_codec_t c;
+        CHECK(tao_codec_http(&c, &opts[i]) == 0, "http settings refused");
+        const char *err = prop_walk(&c, data, size, http_parts);
         if (err)
             return err;
     }

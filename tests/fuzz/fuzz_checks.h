@@ -23,6 +23,10 @@ const char *t_fuzz_line(const uint8_t *data, size_t size);
  * with the default limits and with tiny ones. */
 const char *t_fuzz_resp(const uint8_t *data, size_t size);
 
+/* The whole input is a stream of HTTP/1.1 requests, decoded with the
+ * default limits and with tiny ones. */
+const char *t_fuzz_http(const uint8_t *data, size_t size);
+
 /* Each returns NULL when every invariant holds, or a static description of
  * the first one broken. */
 

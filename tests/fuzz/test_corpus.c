@@ -61,6 +61,11 @@ static void test_resp(void **state)
     assert_true(replay("resp", t_fuzz_resp) >= 10);
 }
 
+static void test_http(void **state)
+{
+    assert_true(replay("http", t_fuzz_http) >= 10);
+}
+
 /* Empty and tiny inputs take the early returns a corpus may not reach. */
 static void test_trivial_inputs(void **state)
 {
@@ -70,17 +75,16 @@ static void test_trivial_inputs(void **state)
         assert_null(t_fuzz_lenfield(zero, n));
         assert_null(t_fuzz_line(zero, n));
         assert_null(t_fuzz_resp(zero, n));
+        assert_null(t_fuzz_http(zero, n));
     }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tlv),
-        cmocka_unit_test(test_lenfield),
-        cmocka_unit_test(test_line),
-        cmocka_unit_test(test_resp),
-        cmocka_unit_test(test_trivial_inputs),
+        cmocka_unit_test(test_tlv),  cmocka_unit_test(test_lenfield),
+        cmocka_unit_test(test_line), cmocka_unit_test(test_resp),
+        cmocka_unit_test(test_http), cmocka_unit_test(test_trivial_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
