@@ -69,6 +69,8 @@ static void usage(const ex_opts_t *o)
     if (t & EX_METRICS)
         printf("  --metrics HOST:PORT  serve statistics as Prometheus text over HTTP here\n"
                "                       (port 0: a free port, printed)\n");
+    if (t & EX_ROOT)
+        printf("  --root DIR           serve the files under DIR (none beyond it)\n");
     if (t & EX_TLS_CLIENT)
         printf("  --tls                connect with TLS\n"
                "  --ca FILE            trust these CAs (scripts/make-test-certs.sh makes one)\n"
@@ -155,6 +157,9 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     case 'M':
         o->metrics = arg;
         break;
+    case 'D':
+        o->root = arg;
+        break;
     }
     return 0;
 }
@@ -181,6 +186,7 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
         {"idle-timeout", required_argument, NULL, 'I'},
         {"read-timeout", required_argument, NULL, 'R'},
         {"metrics", required_argument, NULL, 'M'},
+        {"root", required_argument, NULL, 'D'},
         {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -205,6 +211,7 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
                                      EX_TIMEOUTS,
                                      EX_TIMEOUTS,
                                      EX_METRICS,
+                                     EX_ROOT,
                                      0,
                                      0};
     int ch, idx;

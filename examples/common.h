@@ -28,6 +28,7 @@ enum {
     EX_BUDGET = 1 << 11,    /* --max-queued BYTES */
     EX_TIMEOUTS = 1 << 12,  /* --idle-timeout MS --read-timeout MS */
     EX_METRICS = 1 << 13,   /* --metrics HOST:PORT */
+    EX_ROOT = 1 << 14,      /* --root DIR */
     EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET | EX_TIMEOUTS | EX_METRICS,
 };
 
@@ -55,6 +56,7 @@ typedef struct ex_opts {
     unsigned idle_ms;        /* --idle-timeout: close connections quiet this long */
     unsigned read_ms;        /* --read-timeout: close a frame unfinished this long */
     const char *metrics;     /* --metrics: serve statistics here */
+    const char *root;        /* --root: serve the files under this directory */
     bool debug;              /* --debug: log at debug level */
 } ex_opts_t;
 

@@ -18,6 +18,11 @@ if(TARGET tao-echo-server)
                      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_kv.sh
                              $<TARGET_FILE:tao-kv-server>)
 
+    # tao-http-server against curl and wrk.
+    tao_backend_test(NAME examples/http TIMEOUT 300 LABELS examples
+                     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_http.sh
+                             $<TARGET_FILE:tao-http-server>)
+
     # The examples where io_uring is refused: the backend is chosen, not set.
     if(TARGET tao-loadgen)
         add_test(NAME examples/seccomp
