@@ -1,9 +1,10 @@
 /* Statistics as Prometheus text, and a tiny HTTP endpoint serving them.
  *
- * The endpoint is itself a Tao-C server: one inline loop with the line
- * codec ("\r\n"), answering each HTTP request once its blank line arrives,
- * then closing. It listens where it is told (loopback by default), unlike
- * Go Tao's monitor, which listened on every interface. */
+ * The endpoint is itself a Tao-C server: one inline loop with the HTTP/1.1
+ * codec (codec/http1.c), answering every request with the metrics, keeping
+ * the connection when the client asks. It listens where it is told
+ * (loopback by default), unlike Go Tao's monitor, which listened on every
+ * interface. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,12 +67,17 @@ TAO_API int tao_stats_format(const tao_stats_t *st, char *buf, size_t cap)
 
 /* ---- the HTTP endpoint ---------------------------------------------------- */
 
-static void on_line(tao_conn_t *c, const tao_msg_t *m)
+/* Every request on the HTTP/1.1 codec gets the metrics, whatever its path;
+ * keep-alive as the client asks (Prometheus keeps its connection). */
+static void on_request(tao_conn_t *c, const tao_msg_t *m)
 {
-    /* Headers end with an empty line; the request line before it is not
-     * looked at beyond being there: every path gets the metrics. */
-    if (m->len != 0)
-        return;
+    static const tao_http_opts_t opts = {0};
+    tao_codec_t codec;
+    tao_codec_http(&codec, &opts);
+    tao_http_req_t q;
+    tao_http_header_t h[32];
+    bool keep = tao_http_parse(&codec, m->payload, m->len, &q, h, 32) == 0 && q.keep_alive;
+    bool head = q.method_len == 4 && memcmp(q.method, "HEAD", 4) == 0;
     tao_server_t *target = tao_server_data(tao_conn_server(c));
     tao_stats_t st;
     char body[8192], resp[8400];
@@ -80,33 +86,46 @@ static void on_line(tao_conn_t *c, const tao_msg_t *m)
     if (n < 0)
         n = 0;
     int r = snprintf(resp, sizeof resp,
-                     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                     "Content-Length: %d\r\nConnection: close\r\n\r\n%.*s",
-                     n, n, body);
+                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                     "Content-Length: %d\r\n%s\r\n%.*s",
+                     n, keep ? "" : "Connection: close\r\n", head ? 0 : n, body);
     tao_conn_send(c, 0, resp, (size_t)r);
-    tao_conn_close(c);
+    if (!keep)
+        tao_conn_close(c);
 }
 
-/* Requests are lines; the response goes out as it is, unframed. */
-static int raw_encode(const tao_codec_t *codec, int32_t type, size_t len, tao_frame_hdr_t *hdr)
+/* A request the codec refused: its status, then the close. */
+static void on_error(tao_server_t *srv, tao_conn_t *c, int err, const char *what)
 {
-    hdr->pre_len = hdr->post_len = 0;
-    return 0;
+    if (!c || err >= 0 || err == -ECONNRESET)
+        return;
+    int status = tao_http_status_of(err);
+    if (status == 400 && err != -EBADMSG)
+        return; /* not the codec's */
+    const char *reason = status == 413   ? "Content Too Large"
+                         : status == 414 ? "URI Too Long"
+                         : status == 431 ? "Request Header Fields Too Large"
+                                         : "Bad Request";
+    char resp[160];
+    int r = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
+                     reason);
+    tao_conn_send(c, 0, resp, (size_t)r);
 }
 
 TAO_API int tao_metrics_start(tao_server_t *srv, const char *listen, tao_server_t **out)
 {
-    static const tao_line_opts_t lines = {.delimiter = "\r\n", .max_line = 8192};
+    static const tao_http_opts_t opts = {.max_line = 4096, .max_head = 8192, .max_body = 4096};
     tao_codec_t codec;
-    int rc = tao_codec_line(&codec, &lines);
+    int rc = tao_codec_http(&codec, &opts);
     if (rc < 0)
         return rc;
-    codec.encode = raw_encode;
     tao_server_config_t cfg = {
         .listen = listen ? listen : "127.0.0.1:9100",
         .loops = 1,
         .workers = TAO_WORKERS_INLINE,
         .codec = &codec,
+        .on_error = on_error,
         .max_conns = 64,
         .idle_timeout_ms = 10000,
         .buf_count = 16,
@@ -118,7 +137,7 @@ TAO_API int tao_metrics_start(tao_server_t *srv, const char *listen, tao_server_
     rc = tao_server_create(&cfg, &m);
     if (rc < 0)
         return rc;
-    rc = tao_server_handle(m, lines.type, on_line, NULL, NULL);
+    rc = tao_server_handle(m, opts.type, on_request, NULL, NULL);
     if (rc == 0)
         rc = tao_server_start(m);
     if (rc < 0) {

@@ -224,7 +224,10 @@ static void metrics_endpoint(void **state)
     tao_server_t *m;
     assert_int_equal(tao_metrics_start(srv, "127.0.0.1:0", &m), 0);
     int hfd = t_connect(tao_server_port(m));
-    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    /* Two requests, pipelined: the first keeps the connection, the second
+     * closes it once answered. */
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     t_write_all(hfd, req, strlen(req));
     char resp[16384];
     size_t len = 0;
@@ -235,14 +238,36 @@ static void metrics_endpoint(void **state)
         len += (size_t)n;
     }
     resp[len] = '\0';
-    assert_non_null(strstr(resp, "HTTP/1.0 200 OK\r\n"));
+    assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(resp, "# TYPE tao_frames_in counter\ntao_frames_in 1\n"));
     assert_non_null(strstr(resp, "\ntao_conns_open 1\n"));
+    assert_non_null(strstr(resp, "\ntao_backend_info{backend=\""));
+    /* The second response starts where the first one's Content-Length ends. */
     const char *body = strstr(resp, "\r\n\r\n");
     const char *cl = strstr(resp, "Content-Length: ");
     assert_non_null(body);
     assert_non_null(cl);
-    assert_int_equal(strtol(cl + 16, NULL, 10), (long)(len - (size_t)(body + 4 - resp)));
+    const char *second = body + 4 + strtol(cl + 16, NULL, 10);
+    assert_true(second < resp + len);
+    assert_memory_equal(second, "HTTP/1.1 200 OK\r\n", 17);
+    assert_non_null(strstr(second, "Connection: close\r\n"));
+    const char *body2 = strstr(second, "\r\n\r\n");
+    const char *cl2 = strstr(second, "Content-Length: ");
+    assert_int_equal(strtol(cl2 + 16, NULL, 10), (long)(len - (size_t)(body2 + 4 - resp)));
+    close(hfd);
+
+    /* Not HTTP: 400, and the close. */
+    hfd = t_connect(tao_server_port(m));
+    t_write_all(hfd, "NOT HTTP\r\n\r\n", 14);
+    len = 0;
+    for (;;) {
+        ssize_t n = recv(hfd, resp + len, sizeof resp - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    resp[len] = '\0';
+    assert_non_null(strstr(resp, "HTTP/1.1 400 Bad Request\r\n"));
 
     char small[64];
     tao_stats_t st = {0};
