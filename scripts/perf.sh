@@ -6,7 +6,8 @@
 #   scripts/perf.sh            quick: about two and a half minutes
 #   scripts/perf.sh --full     longer runs, more repetitions
 #   scripts/perf.sh --smoke    a few seconds, a tiny matrix (the test suite runs it)
-#   scripts/perf.sh --peers    also tao-kv-server against redis-server (--full has it)
+#   scripts/perf.sh --peers    also tao-kv-server vs redis-server, tao-http-server vs nginx
+#                              (--full has them)
 #
 # Other options: --no-setup (do not run scripts/setup.sh), --bin DIR (use the
 # programs already built in build directory DIR instead of building
@@ -81,11 +82,12 @@ if [ -z "$bin" ]; then
     echo "perf: building the release in $bin" >&2
     cmake -S . -B "$bin" -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$bin" -j2 --target tao-echo-server tao-epoll-echo tao-loadgen tao-kv-server \
-        >/dev/null
+        tao-http-server >/dev/null
 fi
 bin=$(cd "$bin" && pwd)
 tao_echo=$bin/examples/tao-echo-server
 tao_kv=$bin/examples/tao-kv-server
+tao_http=$bin/examples/tao-http-server
 epoll_echo=$bin/perf/tao-epoll-echo
 loadgen=$bin/perf/tao-loadgen
 for p in "$tao_echo" "$epoll_echo" "$loadgen"; do
@@ -249,16 +251,18 @@ done
 
 # The peers: tao-kv-server next to redis-server, both under redis-benchmark.
 if [ "$peers" = 1 ]; then
-    for t in redis-server redis-benchmark; do
+    for t in redis-server redis-benchmark nginx wrk; do
         command -v "$t" >/dev/null || { echo "perf: $t is missing (scripts/setup.sh)" >&2; exit 1; }
     done
-    [ -x "$tao_kv" ] || { echo "perf: $tao_kv is missing" >&2; exit 1; }
+    for p in "$tao_kv" "$tao_http"; do
+        [ -x "$p" ] || { echo "perf: $p is missing" >&2; exit 1; }
+    done
     case $mode in smoke) peer_reps=1 scale=0.05 ;; quick) peer_reps=3 scale=1 ;; full) peer_reps=5 scale=3 ;; esac
     peer_cpus=()
     if [ "$cpus" -ge 2 ]; then
         peer_cpus=("${allowed[0]}" "${allowed[1]}")
     fi
-    python3 perf/peers.py "$out" "$tao_kv" "$peer_reps" "$scale" "${peer_cpus[@]}" \
+    python3 perf/peers.py "$out" "$tao_kv" "$tao_http" "$peer_reps" "$scale" "${peer_cpus[@]}" \
         >"$out/logs/peers.log" || { echo "perf: the peers group failed" >&2; tail -5 "$out/logs/peers.log" >&2; exit 1; }
 fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -13,7 +13,8 @@ trap 'rm -rf "$out"' EXIT
 
 # The peers group too, where Redis's tools are installed (setup.sh does).
 peers=()
-if command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null; then
+if command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null &&
+    command -v nginx >/dev/null && command -v wrk >/dev/null; then
     peers=(--peers)
 fi
 timeout -k 5 170 "$src/scripts/perf.sh" --smoke "${peers[@]}" --no-setup --bin "$build" \
@@ -43,7 +44,8 @@ grep -q "tao-epoll epoll\." "$out/r/report.md" || fail "the report does not say 
 grep -q "epoll backend vs epoll" "$out/r/report.md" || fail "no target for the epoll backend"
 if [ ${#peers[@]} -gt 0 ]; then
     grep -q "^## Peers" "$out/r/report.md" || fail "no peers section in the report"
-    [ "$(wc -l <"$out/r/peers.jsonl")" -eq 8 ] || fail "peers.jsonl has not 8 runs"
+    [ "$(wc -l <"$out/r/peers.jsonl")" -eq 10 ] || fail "peers.jsonl has not 10 runs"
+    grep -q "http-c64: requests/s, Tao-C vs nginx" "$out/r/report.md" || fail "no nginx target"
 fi
 if command -v gnuplot >/dev/null; then
     [ -s "$out/r/chart.png" ] || fail "chart.png missing"
