@@ -119,6 +119,9 @@ for bad in [b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\
         sys.exit("another connection was harmed")
 EOF
 
+python3 "$here/replay_corpus.py" "$port" "$here/../fuzz/corpus/http" 'GET / HTTP/1.1\r\n\r\n' \
+    'HTTP/1.1 200 ' || fail "the HTTP fuzz corpus harmed another connection"
+
 curl -s "$url/metrics" | grep -q '^tao_frames_in ' || fail "no tao_frames_in in /metrics"
 
 # wrk: keep-alive load, no socket error, no non-2xx.

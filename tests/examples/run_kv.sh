@@ -79,6 +79,8 @@ echo "redis-cli: ${#cli_script[@]} commands, the same output from both servers"
 
 # ---- the bytes, pipelined -------------------------------------------------
 python3 "$here/kv_compare.py" "$kv_port" "$redis_port" || fail "replies differ (kv_compare.py)"
+python3 "$here/replay_corpus.py" "$kv_port" "$here/../fuzz/corpus/resp" '*1\r\n$4\r\nPING\r\n' \
+    '+PONG' || fail "the RESP fuzz corpus harmed another connection"
 stop_kv
 
 # ---- redis-benchmark, both handler modes ----------------------------------
