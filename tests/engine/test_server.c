@@ -258,7 +258,7 @@ static void metrics_endpoint(void **state)
 
     /* Not HTTP: 400, and the close. */
     hfd = t_connect(tao_server_port(m));
-    t_write_all(hfd, "NOT HTTP\r\n\r\n", 14);
+    t_write_all(hfd, "NOT HTTP\r\n\r\n", 12);
     len = 0;
     for (;;) {
         ssize_t n = recv(hfd, resp + len, sizeof resp - 1 - len, 0);
