@@ -213,6 +213,20 @@ static void refuse_and_close_once(void **state)
             assert_true(closed_ids[i] != closed_ids[j]);
 }
 
+/* Everything until the peer closes, NUL-terminated; returns its length. */
+static size_t read_to_close(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
 static void metrics_endpoint(void **state)
 {
     tao_server_t *srv = echo_server();
@@ -230,14 +244,7 @@ static void metrics_endpoint(void **state)
                       "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     t_write_all(hfd, req, strlen(req));
     char resp[16384];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = recv(hfd, resp + len, sizeof resp - 1 - len, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    resp[len] = '\0';
+    size_t len = read_to_close(hfd, resp, sizeof resp);
     assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(resp, "# TYPE tao_frames_in counter\ntao_frames_in 1\n"));
     assert_non_null(strstr(resp, "\ntao_conns_open 1\n"));
@@ -259,14 +266,7 @@ static void metrics_endpoint(void **state)
     /* Not HTTP: 400, and the close. */
     hfd = t_connect(tao_server_port(m));
     t_write_all(hfd, "NOT HTTP\r\n\r\n", 12);
-    len = 0;
-    for (;;) {
-        ssize_t n = recv(hfd, resp + len, sizeof resp - 1 - len, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    resp[len] = '\0';
+    len = read_to_close(hfd, resp, sizeof resp);
     assert_non_null(strstr(resp, "HTTP/1.1 400 Bad Request\r\n"));
 
     char small[64];

@@ -89,15 +89,19 @@ head -c 2000000 /dev/zero >"$tmp/big.bin"
 python3 - "$port" <<'EOF' || fail "pipelining or malformed requests"
 import re, socket, sys
 port = int(sys.argv[1])
+
+def to_close(s):
+    got = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            return got
+        got += c
+
 s = socket.create_connection(("127.0.0.1", port), timeout=30)
 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 3 + b"GET /nothing HTTP/1.1\r\n\r\n"
           + b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
-got = b""
-while True:
-    c = s.recv(65536)
-    if not c:
-        break
-    got += c
+got = to_close(s)
 codes = re.findall(rb"HTTP/1\.1 (\d{3}) ", got)  # bodies end without a newline
 if codes != [b"200", b"200", b"200", b"404", b"200"]:
     sys.exit("pipelined: %r" % codes)
@@ -106,12 +110,7 @@ for bad in [b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\
             b"GET / HTTP/1.1\nHost: x\n\n", b"BAD REQUEST LINE\r\n\r\n"]:
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.sendall(bad)
-    got = b""
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        got += c
+    got = to_close(s)
     if not got.startswith(b"HTTP/1.1 400 "):
         sys.exit("malformed %r: %r" % (bad, got[:60]))
     other.sendall(b"GET / HTTP/1.1\r\n\r\n")
