@@ -35,3 +35,14 @@ until_ok() {
     done
     return 1
 }
+
+# A program that did not start because io_uring is refused here (its log
+# says so): skip, with the reason. Not when the script is testing exactly
+# that (no_skip=1).
+skip_if_no_uring() {
+    if [ "${no_skip:-0}" != 1 ] && grep -q "io_uring" "$1"; then
+        echo "SKIP: io_uring is not available here:" >&2
+        cat "$1" >&2
+        exit 77
+    fi
+}
