@@ -6,6 +6,7 @@
 #include "tao/codec.h"
 #include "tao/message.h"
 #include "tao/conn.h"
+#include "tao/proxy.h"
 #include "tao/server.h"
 #include "tao/timer.h"
 #include "tao/client.h"

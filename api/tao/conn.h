@@ -35,6 +35,12 @@ TAO_API tao_server_t *tao_conn_server(const tao_conn_t *conn);
 TAO_API int tao_conn_peer(const tao_conn_t *conn, struct sockaddr_storage *addr, socklen_t *len);
 TAO_API int tao_conn_local(const tao_conn_t *conn, struct sockaddr_storage *addr, socklen_t *len);
 
+/* Behind a proxy (the server's proxy_protocol option), tao_conn_peer gives
+ * the client's address from the PROXY header; this gives the proxy's own,
+ * the socket's peer. -ENOENT when no header named a client. Any thread,
+ * from on_connect until on_close returns. */
+TAO_API int tao_conn_proxy(const tao_conn_t *conn, struct sockaddr_storage *addr, socklen_t *len);
+
 /* Per-connection user pointer; NULL until set. */
 TAO_API void *tao_conn_data(const tao_conn_t *conn);
 TAO_API void tao_conn_set_data(tao_conn_t *conn, void *data);

@@ -22,6 +22,7 @@
 #include "common.h"
 #include "conn.h"
 #include "message.h"
+#include "proxy.h"
 #include "tls.h"
 
 #ifdef __cplusplus
@@ -103,6 +104,15 @@ typedef struct tao_server_config {
     bool no_pin;                 /* do not pin loops to CPUs (they are pinned
                                     when there is one loop per CPU) */
     tao_backend_t backend;       /* 0 = TAO_BACKEND_AUTO; see tao/common.h */
+    tao_proxy_mode_t proxy_protocol; /* read a PROXY header (v1 or v2) before
+                                    the first byte: off (default), optional,
+                                    required (see tao/proxy.h). on_connect
+                                    runs once it is read, and TLS starts
+                                    after it. A malformed, truncated or
+                                    missing (required) header closes the
+                                    connection with on_error(-EPROTO) */
+    unsigned proxy_timeout_ms;   /* the header must arrive within this; 0 =
+                                    read_timeout_ms, or 5,000 without one */
     tao_connect_cb on_connect;
     tao_handler_cb on_message; /* frames of types registered with a NULL handler */
     tao_close_cb on_close;
@@ -131,6 +141,7 @@ typedef struct tao_stats {
     uint64_t broadcast_skipped; /* connections a broadcast could not reach */
     uint64_t timers_armed;      /* user timers pending now */
     uint64_t zc_sends;          /* sends made with SEND_ZC */
+    uint64_t proxy_errors;      /* PROXY headers malformed, truncated, missing or late */
     const char *backend;        /* "io_uring" or "epoll"; NULL before start */
 } tao_stats_t;
 
