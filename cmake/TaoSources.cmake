@@ -7,6 +7,7 @@ set(TAO_SOURCES
     codec/line.c
     codec/resp.c
     codec/http1.c
+    codec/proxy.c
     codec/registry.c
     engine/timerwheel.c
     engine/idmap.c

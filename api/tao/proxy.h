@@ -46,13 +46,20 @@ typedef struct tao_proxy_hdr {
     socklen_t src_len, dst_len;  /* 0 when local */
 } tao_proxy_hdr_t;
 
-/* Read a PROXY header at the start of buf. Returns:
- *   > 0       the header's length; *out is filled;
+/* Read a PROXY header at the start of buf, reading no byte past len and
+ * allocating nothing. Returns:
+ *   > 0       the header's length (the bytes after it are the protocol's);
+ *             *out is filled;
  *   0         buf is the start of a header (or empty): more bytes needed;
- *   -ENOENT   buf does not start with a PROXY signature (a prefix of one
- *             returns 0, so the answer comes at the first byte that differs);
+ *   -ENOENT   buf does not start with a PROXY signature, "PROXY " (with its
+ *             space) or v2's 12 bytes (a prefix of one returns 0, so the
+ *             answer comes at the first byte that differs);
  *   -EPROTO   a malformed header, or one longer than TAO_PROXY_MAX (known
- *             as soon as v2's length field or v1's 107th byte arrives). */
+ *             as soon as v2's length field or v1's 107th byte arrives).
+ * *out is left untouched unless a header is returned. An answer other than
+ * 0 stays the same when more bytes are appended. v1 is strict: single
+ * spaces, addresses of the named family, ports 0..65535 in decimal without
+ * a leading zero, CRLF. */
 TAO_API ssize_t tao_proxy_parse(const void *buf, size_t len, tao_proxy_hdr_t *out);
 
 #ifdef __cplusplus
