@@ -29,6 +29,7 @@ set(TAO_SOURCES
     engine/plain.c
     engine/tls_ctx.c
     engine/tls.c
+    engine/proxy.c
     engine/keepalive.c
     engine/timer.c
     engine/endpoint.c

@@ -444,8 +444,9 @@ TAO_API void tao_conn_set_data(tao_conn_t *c, void *data)
     c->data = data;
 }
 
-/* Recorded once, on the loop, before any callback: readable from any thread
- * for the connection's whole life, on_close included. */
+/* Recorded on the loop before any callback (at accept, and once more by
+ * the PROXY stage before on_connect): readable from any thread for the
+ * connection's whole life, on_close included. */
 void tao__conn_set_peer(tao_conn_t *c, const struct sockaddr *sa, socklen_t len)
 {
     if (len > sizeof c->peer)

@@ -76,8 +76,11 @@ struct tao_conn {
     uint64_t partial_since;     /* reading, and waiting for the rest of a frame */
     tao__list_t timers;         /* user timers, cancelled on close */
     struct tao__cstate *client; /* client connection state, when a client */
-    struct sockaddr_in6 peer;   /* the peer's address (v4 or v6), set once */
-    socklen_t peer_len;
+    struct sockaddr_in6 peer;   /* the peer's address (v4 or v6): the client's,
+                                   from a PROXY header, when there was one */
+    struct sockaddr_in6 proxy;  /* the socket's peer, when a PROXY header named
+                                   the client (proxy.c) */
+    socklen_t peer_len, proxy_len;
 };
 
 /* conn.c: life and states */

@@ -16,6 +16,7 @@
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/server.h"
+#include "engine/transport.h"
 
 /* SO_REUSEPORT lets another process of the same user bind a port that is
  * taken, and the two would share it silently. A bind without it, before the
@@ -129,6 +130,8 @@ static void accepted(tao__loop_t *loop, int fd)
     socklen_t len = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
         tao__conn_set_peer(c, (struct sockaddr *)&ss, len);
+    if (srv->cfg.proxy_protocol)
+        c->xport = &tao__transport_proxy;
     tao__ep_add(&srv->ep, c);
     tao__conn_start(c);
 }

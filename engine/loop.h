@@ -23,7 +23,7 @@ typedef struct tao_server tao_server_t;
 typedef struct tao__counters {
     uint64_t accepted, refused, closed, frames_in, frames_out, bytes_in, bytes_out;
     uint64_t unknown, decode_err, send_rejected, backoffs, enobufs;
-    uint64_t queued, timeouts, timers, zc_sends;
+    uint64_t queued, timeouts, timers, zc_sends, proxy_err;
 } tao__counters_t;
 
 #define STAT_ADD(loop, field, n)                                                                   \

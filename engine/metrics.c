@@ -40,6 +40,7 @@ TAO_API int tao_stats_format(const tao_stats_t *st, char *buf, size_t cap)
         ROW(broadcast_skipped, "counter", "Connections a broadcast could not reach."),
         ROW(timers_armed, "gauge", "User timers pending now."),
         ROW(zc_sends, "counter", "Sends made with SEND_ZC."),
+        ROW(proxy_errors, "counter", "PROXY headers malformed, truncated, missing or late."),
 #undef ROW
     };
     size_t len = 0;

@@ -41,6 +41,10 @@ static int apply_defaults(tao_server_t *srv, const tao_server_config_t *in)
         cfg->workers = cpus() < 2 ? 2 : (int)cpus();
     if (!cfg->backlog)
         cfg->backlog = 4096;
+    if (!cfg->proxy_timeout_ms)
+        cfg->proxy_timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 5000;
+    if ((unsigned)cfg->proxy_protocol > TAO_PROXY_REQUIRED)
+        return -EINVAL;
     tao__settings_t set = TAO__SETTINGS_OF(cfg);
     cfg->codec = NULL;
     int rc = tao__settings_defaults(&set);
@@ -209,6 +213,7 @@ TAO_API void tao_server_stats(const tao_server_t *srv, tao_stats_t *st)
         st->timeouts += LOAD(l, timeouts);
         st->timers_armed += LOAD(l, timers);
         st->zc_sends += LOAD(l, zc_sends);
+        st->proxy_errors += LOAD(l, proxy_err);
     }
     for (unsigned i = 0; i < rt->nworkers && rt->workers; i++)
         st->worker_queue += atomic_load(&rt->workers[i].wq.depth);

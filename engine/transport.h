@@ -32,6 +32,8 @@ struct tao__transport {
 
 extern const tao__transport_t tao__transport_plain;
 extern const tao__transport_t tao__transport_tls;
+/* Not a transport but a stage in front of one: the PROXY header (proxy.c). */
+extern const tao__transport_t tao__transport_proxy;
 
 /* A loop thread ends: free what transports cached for it. */
 void tao__transport_thread_exit(void);

@@ -104,15 +104,17 @@ typedef struct tao_server_config {
     bool no_pin;                 /* do not pin loops to CPUs (they are pinned
                                     when there is one loop per CPU) */
     tao_backend_t backend;       /* 0 = TAO_BACKEND_AUTO; see tao/common.h */
-    tao_proxy_mode_t proxy_protocol; /* read a PROXY header (v1 or v2) before
-                                    the first byte: off (default), optional,
-                                    required (see tao/proxy.h). on_connect
-                                    runs once it is read, and TLS starts
-                                    after it. A malformed, truncated or
-                                    missing (required) header closes the
-                                    connection with on_error(-EPROTO) */
-    unsigned proxy_timeout_ms;   /* the header must arrive within this; 0 =
-                                    read_timeout_ms, or 5,000 without one */
+
+    /* Read a PROXY header (v1 or v2, tao/proxy.h) before each connection's
+     * first byte: TAO_PROXY_OFF (the default), _OPTIONAL or _REQUIRED.
+     * on_connect runs once it is read, and TLS starts after it. A
+     * malformed, truncated or missing (required) header closes the
+     * connection with on_error(-EPROTO), a late one with -ETIMEDOUT. */
+    tao_proxy_mode_t proxy_protocol;
+    /* The header must arrive within this; 0 = read_timeout_ms, or 5,000
+     * without one. */
+    unsigned proxy_timeout_ms;
+
     tao_connect_cb on_connect;
     tao_handler_cb on_message; /* frames of types registered with a NULL handler */
     tao_close_cb on_close;

@@ -13,3 +13,4 @@ tao_test(engine/test_client BACKENDS TIMEOUT 120 LABELS integration engine threa
 tao_test(engine/test_listener BACKENDS TIMEOUT 60 LABELS integration engine threads)
 tao_test(engine/test_tls BACKENDS TIMEOUT 180 LABELS integration engine threads tls)
 tao_test(engine/test_faults BACKENDS TIMEOUT 900 LABELS integration engine faults)
+tao_test(engine/test_proxy BACKENDS TIMEOUT 120 LABELS integration engine threads)
