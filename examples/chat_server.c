@@ -36,7 +36,7 @@ static void on_chat(tao_conn_t *conn, const tao_msg_t *msg)
 
 static int on_connect(tao_conn_t *conn)
 {
-    ex_log_conn("joined", conn);
+    ex_log_open(conn);
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #endif
 
 static bool debug_on;
+static const char *prog_name = "tao";
 
 const char *ex_allocator(void)
 {
@@ -71,6 +72,10 @@ static void usage(const ex_opts_t *o)
                "                       (port 0: a free port, printed)\n");
     if (t & EX_ROOT)
         printf("  --root DIR           serve the files under DIR (none beyond it)\n");
+    if (t & EX_PROXY)
+        printf("  --proxy-protocol M   a PROXY header (v1 or v2, as HAProxy sends) before\n"
+               "                       each connection's bytes: off (default), optional,\n"
+               "                       required\n");
     if (t & EX_TLS_CLIENT)
         printf("  --tls                connect with TLS\n"
                "  --ca FILE            trust these CAs (scripts/make-test-certs.sh makes one)\n"
@@ -160,6 +165,16 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     case 'D':
         o->root = arg;
         break;
+    case 'P':
+        if (strcmp(arg, "off") == 0)
+            o->proxy = TAO_PROXY_OFF;
+        else if (strcmp(arg, "optional") == 0)
+            o->proxy = TAO_PROXY_OPTIONAL;
+        else if (strcmp(arg, "required") == 0)
+            o->proxy = TAO_PROXY_REQUIRED;
+        else
+            return -1;
+        break;
     }
     return 0;
 }
@@ -187,6 +202,7 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
         {"read-timeout", required_argument, NULL, 'R'},
         {"metrics", required_argument, NULL, 'M'},
         {"root", required_argument, NULL, 'D'},
+        {"proxy-protocol", required_argument, NULL, 'P'},
         {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -212,10 +228,12 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
                                      EX_TIMEOUTS,
                                      EX_METRICS,
                                      EX_ROOT,
+                                     EX_PROXY,
                                      0,
                                      0};
     int ch, idx;
 
+    prog_name = o->prog;
     /* Output piped into a script or a file should appear line by line. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     opterr = 0;
@@ -286,16 +304,29 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t siz
     snprintf(out, size, "%s:%d", host, port);
 }
 
-void ex_log_conn(const char *event, tao_conn_t *conn)
+void ex_log_open(tao_conn_t *conn)
 {
     if (!debug_on)
         return;
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    char peer[INET6_ADDRSTRLEN + 16] = "?";
+    char peer[INET6_ADDRSTRLEN + 16] = "?", via[INET6_ADDRSTRLEN + 24] = "";
     if (tao_conn_peer(conn, &ss, &len) == 0)
         format_addr(&ss, peer, sizeof peer);
-    fprintf(stderr, "%s %s (#%llu)\n", event, peer, (unsigned long long)tao_conn_id(conn));
+    len = sizeof ss;
+    if (tao_conn_proxy(conn, &ss, &len) == 0) {
+        strcpy(via, " via ");
+        format_addr(&ss, via + 5, sizeof via - 5);
+    }
+    fprintf(stderr, "%s: conn %llu from %s%s\n", prog_name, (unsigned long long)tao_conn_id(conn),
+            peer, via);
+}
+
+void ex_log_conn(const char *event, tao_conn_t *conn)
+{
+    if (debug_on)
+        fprintf(stderr, "%s: conn %llu %s\n", prog_name, (unsigned long long)tao_conn_id(conn),
+                event);
 }
 
 const tao_tls_config_t *ex_tls(const ex_opts_t *o)
@@ -335,6 +366,12 @@ int ex_metrics(const ex_opts_t *o, tao_server_t *srv, tao_server_t **out)
 
 static tao_server_t *serving;
 
+static int log_open(tao_conn_t *conn)
+{
+    ex_log_open(conn);
+    return 0;
+}
+
 /* tao_server_stop is safe in a signal handler: it only sets flags and
  * wakes the loops. */
 static void stop_serving(int sig)
@@ -353,6 +390,9 @@ int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handle
     cfg->max_queued_bytes = o->max_queued;
     cfg->idle_timeout_ms = o->idle_ms;
     cfg->read_timeout_ms = o->read_ms;
+    cfg->proxy_protocol = o->proxy;
+    if (!cfg->on_connect)
+        cfg->on_connect = log_open;
     tao_server_t *metrics = NULL;
     int rc = tao_server_create(cfg, &serving);
     if (rc == 0)

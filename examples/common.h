@@ -29,7 +29,8 @@ enum {
     EX_TIMEOUTS = 1 << 12,  /* --idle-timeout MS --read-timeout MS */
     EX_METRICS = 1 << 13,   /* --metrics HOST:PORT */
     EX_ROOT = 1 << 14,      /* --root DIR */
-    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET | EX_TIMEOUTS | EX_METRICS,
+    EX_PROXY = 1 << 15,     /* --proxy-protocol off|optional|required */
+    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET | EX_TIMEOUTS | EX_METRICS | EX_PROXY,
 };
 
 typedef struct ex_opts {
@@ -57,6 +58,7 @@ typedef struct ex_opts {
     unsigned read_ms;        /* --read-timeout: close a frame unfinished this long */
     const char *metrics;     /* --metrics: serve statistics here */
     const char *root;        /* --root: serve the files under this directory */
+    tao_proxy_mode_t proxy;  /* --proxy-protocol */
     bool debug;              /* --debug: log at debug level */
 } ex_opts_t;
 
@@ -91,7 +93,10 @@ void ex_on_stop_signals(void (*handler)(int));
  * the address asked for port 0. Scripts wait for this line. */
 void ex_print_listening(const char *prog, const char *addr, tao_server_t *srv);
 
-/* "connected 127.0.0.1:5555 (#3)", at debug level only. */
+/* At debug level only, on stderr: a new connection, "PROG: conn 3 from
+ * 10.0.0.7:5555", with " via 10.0.0.2:4321" when a PROXY header named the
+ * client; then any later event, "PROG: conn 3 closed". */
+void ex_log_open(tao_conn_t *conn);
 void ex_log_conn(const char *event, tao_conn_t *conn);
 
 /* The allocator in use ("jemalloc 5.3.0" or "libc"). */

@@ -19,7 +19,7 @@ static void on_echo(tao_conn_t *conn, const tao_msg_t *msg)
 
 static int on_connect(tao_conn_t *conn)
 {
-    ex_log_conn("connected", conn);
+    ex_log_open(conn);
     return 0;
 }
 
@@ -56,6 +56,7 @@ int main(int argc, char **argv)
         .max_queued_bytes = o.max_queued,
         .idle_timeout_ms = o.idle_ms, /* --idle-timeout, --read-timeout; 0: never */
         .read_timeout_ms = o.read_ms,
+        .proxy_protocol = o.proxy, /* --proxy-protocol: behind HAProxy */
         .on_connect = on_connect,
         .on_close = on_close,
     };

@@ -19,7 +19,7 @@ static void on_ping(tao_conn_t *conn, const tao_msg_t *msg)
 
 static int on_connect(tao_conn_t *conn)
 {
-    ex_log_conn("connected", conn);
+    ex_log_open(conn);
     return 0;
 }
 

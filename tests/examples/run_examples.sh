@@ -2,7 +2,7 @@
 # usage: run_examples.sh CASE PROGRAM...
 #
 # Runs the example programs end to end over 127.0.0.1. CASE is help, echo,
-# chat, chatflood, pingpong, timer, tls or seccomp; the PROGRAMs are the
+# chat, chatflood, pingpong, timer, tls, proxy or seccomp; the PROGRAMs are the
 # built examples (and, for seccomp, tao-no-io-uring and tao-loadgen), found
 # here by their names. Servers listen on port 0 and print the port they got, so no
 # port is guessed. Every server is stopped with SIGTERM and must exit 0.
@@ -17,6 +17,7 @@ for p in "$@"; do
 done
 
 label=$case_name
+proxy_client=$(dirname "$0")/proxy_client.py
 # shellcheck source=tests/examples/lib.sh
 . "$(dirname "$0")/lib.sh"
 wrap=() # a command that servers and clients run under (seccomp)
@@ -222,6 +223,53 @@ case_tls() {
     stop_server
 }
 
+# Behind a proxy: each header form over plain TCP and over TLS (the
+# ClientHello after the header) is echoed, and --debug logs the client
+# from the header and the proxy's own address; required refuses a
+# connection without a header, optional serves it.
+case_proxy() {
+    local certs=$tmp/certs form local line tls=() client=${proxy_client:?}
+    bash "$(dirname "$0")/../../scripts/make-test-certs.sh" "$certs" >/dev/null ||
+        fail "cannot make test certificates"
+    for mode in required tls; do
+        tls=()
+        if [ "$mode" = tls ]; then
+            tls=(--tls-cert "$certs/server.pem" --tls-key "$certs/server.key")
+        fi
+        start_server tao-echo-server --proxy-protocol required --debug "${tls[@]}"
+        if [ "$mode" = tls ] && grep -q "not supported\|without it" "$tmp/server.err"; then
+            stop_server
+            continue
+        fi
+        for form in v1 v1-6 v2 v2-6; do
+            run_client proxy timeout 60 python3 "$client" "$port" "$form" \
+                ${tls:+"$certs/ca.pem"}
+            [ "$rc" -eq 0 ] || fail "$mode $form: $(cat "$tmp/proxy.err")"
+            local=$(sed -n 's/^local //p' "$tmp/proxy.out")
+            case $form in
+            *-6) line="from \[2001:db8::7\]:4242 via $local\$" ;;
+            *) line="from 192\.0\.2\.7:4242 via $local\$" ;;
+            esac
+            until_ok 100 grep -q "tao-echo-server: conn [0-9]* $line" "$tmp/server.err" ||
+                fail "$mode $form: no log line naming the client via $local"
+        done
+        run_client noheader timeout 60 python3 "$client" "$port" none ${tls:+"$certs/ca.pem"}
+        [ "$rc" -ne 0 ] || fail "$mode: required, a connection without a header was served"
+        until_ok 100 grep -q "PROXY header: missing" "$tmp/server.err" ||
+            fail "$mode: no error logged for the missing header"
+        stop_server
+    done
+    start_server tao-echo-server --proxy-protocol optional --debug
+    for form in none v2; do
+        run_client proxy timeout 60 python3 "$client" "$port" "$form"
+        [ "$rc" -eq 0 ] || fail "optional $form: $(cat "$tmp/proxy.err")"
+    done
+    local=$(sed -n 's/^local //p' "$tmp/proxy.out")
+    grep -q "from 192\.0\.2\.7:4242 via $local\$" "$tmp/server.err" ||
+        fail "optional: no log line naming the client via $local"
+    stop_server
+}
+
 # Where io_uring is refused, as under Docker's (EPERM) and Podman's
 # (ENOSYS) default seccomp profiles: the programs, with the default backend
 # choice, say so in one line and run on epoll, and every byte still comes
@@ -269,7 +317,7 @@ case_seccomp() {
 }
 
 case "$case_name" in
-help | echo | chat | chatflood | pingpong | timer | tls | seccomp) "case_$case_name" ;;
+help | echo | chat | chatflood | pingpong | timer | tls | proxy | seccomp) "case_$case_name" ;;
 *) fail "unknown case" ;;
 esac
 echo "ok: $case_name"

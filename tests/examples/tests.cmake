@@ -6,7 +6,7 @@ if(TARGET tao-echo-server)
         $<TARGET_FILE:tao-chat-server> $<TARGET_FILE:tao-chat-client>
         $<TARGET_FILE:tao-pingpong-server> $<TARGET_FILE:tao-pingpong-client>
         $<TARGET_FILE:tao-timer>)
-    foreach(case help echo chat chatflood pingpong timer tls)
+    foreach(case help echo chat chatflood pingpong timer tls proxy)
         tao_backend_test(NAME examples/${case} TIMEOUT 120 LABELS examples
                          ENVIRONMENT "TAO_SANITIZE=${TAO_SANITIZE}"
                          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_examples.sh ${case}
