@@ -103,14 +103,10 @@ static void on_error(tao_server_t *srv, tao_conn_t *c, int err, const char *what
     int status = tao_http_status_of(err);
     if (status == 400 && err != -EBADMSG)
         return; /* not the codec's */
-    const char *reason = status == 413   ? "Content Too Large"
-                         : status == 414 ? "URI Too Long"
-                         : status == 431 ? "Request Header Fields Too Large"
-                                         : "Bad Request";
     char resp[160];
     int r = snprintf(resp, sizeof resp,
                      "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
-                     reason);
+                     tao_http_reason(status));
     tao_conn_send(c, 0, resp, (size_t)r);
 }
 

@@ -39,30 +39,6 @@
 static tao_codec_t codec;
 static int root_fd = -1;
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    default:
-        return "Error";
-    }
-}
-
 /* The Date header's value, made once a second per thread. */
 static const char *http_date(void)
 {
@@ -92,7 +68,7 @@ static void respond(tao_conn_t *conn, int status, const char *type, const void *
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: tao-http-server\r\n"
                      "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                     status, reason(status), http_date(), type, len, extra ? extra : "",
+                     status, tao_http_reason(status), http_date(), type, len, extra ? extra : "",
                      close_after ? "Connection: close\r\n" : "");
     tao_conn_send(conn, EX_MSG, head, (size_t)n);
     if (!head_only && len) {
@@ -110,7 +86,7 @@ static void respond(tao_conn_t *conn, int status, const char *type, const void *
 static void plain(tao_conn_t *conn, int status, bool head_only, bool close_after)
 {
     char body[64];
-    int n = snprintf(body, sizeof body, "%d %s\n", status, reason(status));
+    int n = snprintf(body, sizeof body, "%d %s\n", status, tao_http_reason(status));
     respond(conn, status, "text/plain", body, (size_t)n, head_only, close_after,
             status == 405 ? "Allow: GET, HEAD, POST\r\n" : NULL, false);
 }

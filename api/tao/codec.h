@@ -259,6 +259,10 @@ TAO_API long tao_http_body(const tao_codec_t *codec, const tao_http_req_t *req, 
 /* The status for a decode error (400, 413, 414 or 431). */
 TAO_API int tao_http_status_of(int err);
 
+/* The reason phrase of a status this codec's servers answer with (200,
+ * 400, 404, 405, 413, 414, 431, 500); "Error" for others. */
+TAO_API const char *tao_http_reason(int status);
+
 /* Encode a Go Tao heartbeat payload (8 bytes, LE int64) into out. */
 TAO_API void tao_heartbeat_encode(int64_t timestamp, uint8_t out[TAO_HEARTBEAT_LEN]);
 /* Returns 0 and the timestamp, or -EBADMSG when len is not 8 (or payload is

@@ -123,6 +123,10 @@ static void test_limits(void **state)
     assert_int_equal(tao_http_status_of(-EOVERFLOW), 431);
     assert_int_equal(tao_http_status_of(-EMSGSIZE), 413);
     assert_int_equal(tao_http_status_of(-EBADMSG), 400);
+    assert_string_equal(tao_http_reason(413), "Content Too Large");
+    assert_string_equal(tao_http_reason(431), "Request Header Fields Too Large");
+    assert_string_equal(tao_http_reason(200), "OK");
+    assert_string_equal(tao_http_reason(299), "Error");
 }
 
 static void test_malformed(void **state)
