@@ -9,12 +9,15 @@
  * header. */
 #include "fuzz/fuzz_checks.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tao/codec.h"
+#include "tao/proxy.h"
 
 static char why[256];
 
@@ -408,5 +411,198 @@ const char *t_fuzz_http(const uint8_t *data, size_t size)
         if (err)
             return err;
     }
+    return NULL;
+}
+
+/* ---- PROXY ---------------------------------------------------------------- */
+
+/* The parser's answer is decided by a fixed prefix: over the prefixes of
+ * the input it is 0 up to some length, then one answer for good, and a
+ * header is exactly the prefix that decided it. Around that: what is not a
+ * signature is told apart by a plain comparison here, a header's shape
+ * (CRLF at the end of v1, v2's announced length, the addresses in v2's
+ * bytes) is checked from the bytes, and v1 addresses, written back out,
+ * parse to the same header. */
+
+static const uint8_t proxy_v2_sig[12] = {'\r', '\n', '\r', '\n', 0,   '\r',
+                                         '\n', 'Q',  'U',  'I',  'T', '\n'};
+
+/* Parse an exact-size heap copy of buf[0..len); *h is zeroed first, so
+ * that two answers compare with memcmp. */
+static ssize_t proxy_exact(const uint8_t *buf, size_t len, tao_proxy_hdr_t *h)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        abort();
+    if (len)
+        memcpy(copy, buf, len);
+    memset(h, 0, sizeof(*h));
+    ssize_t rc = tao_proxy_parse(copy, len, h);
+    free(copy);
+    return rc;
+}
+
+static bool proxy_signature_prefix(const uint8_t *b, size_t n)
+{
+    return memcmp(b, "PROXY ", n < 6 ? n : 6) == 0 || memcmp(b, proxy_v2_sig, n < 12 ? n : 12) == 0;
+}
+
+/* One side's address; addr and port are the header's bytes in v2. */
+static const char *proxy_side(const struct sockaddr_storage *ss, socklen_t len, const uint8_t *addr,
+                              const uint8_t *port)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        CHECK(len == sizeof(*in), "IPv4 address of length %u", (unsigned)len);
+        CHECK(!addr || (memcmp(&in->sin_addr, addr, 4) == 0 && memcmp(&in->sin_port, port, 2) == 0),
+              "IPv4 address differs from the header's bytes");
+        return NULL;
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+    CHECK(ss->ss_family == AF_INET6, "address family %d", ss->ss_family);
+    CHECK(len == sizeof(*in6), "IPv6 address of length %u", (unsigned)len);
+    CHECK(!addr ||
+              (memcmp(&in6->sin6_addr, addr, 16) == 0 && memcmp(&in6->sin6_port, port, 2) == 0),
+          "IPv6 address differs from the header's bytes");
+    return NULL;
+}
+
+/* A v1 header with addresses, written back out, parses to the same. */
+static const char *proxy_v1_rewrite(const tao_proxy_hdr_t *h)
+{
+    char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN], line[128];
+    bool v4 = h->src.ss_family == AF_INET;
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&h->src;
+    const struct sockaddr_in *d4 = (const struct sockaddr_in *)&h->dst;
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&h->src;
+    const struct sockaddr_in6 *d6 = (const struct sockaddr_in6 *)&h->dst;
+    inet_ntop(h->src.ss_family, v4 ? (const void *)&s4->sin_addr : &s6->sin6_addr, src,
+              sizeof(src));
+    inet_ntop(h->dst.ss_family, v4 ? (const void *)&d4->sin_addr : &d6->sin6_addr, dst,
+              sizeof(dst));
+    int n = snprintf(line, sizeof(line), "PROXY TCP%c %s %s %u %u\r\n", v4 ? '4' : '6', src, dst,
+                     ntohs(v4 ? s4->sin_port : s6->sin6_port),
+                     ntohs(v4 ? d4->sin_port : d6->sin6_port));
+    tao_proxy_hdr_t g;
+    CHECK(proxy_exact((const uint8_t *)line, (size_t)n, &g) == n, "rewritten v1 line refused");
+    CHECK(memcmp(&g, h, sizeof(g)) == 0, "rewritten v1 line parses differently");
+    return NULL;
+}
+
+/* The header h parsed from b[0..n). */
+static const char *proxy_header(const uint8_t *b, size_t n, const tao_proxy_hdr_t *h)
+{
+    CHECK(n <= TAO_PROXY_MAX, "a header of %zu bytes", n);
+    const uint8_t *a = b + 16, *sa = NULL, *da = NULL, *sp = NULL, *dp = NULL;
+    if (h->version == 1) {
+        CHECK(n <= 107 && memcmp(b, "PROXY ", 6) == 0, "v1 header of %zu bytes", n);
+        CHECK(b[n - 2] == '\r' && b[n - 1] == '\n', "v1 header does not end in CRLF");
+        CHECK(memchr(b, '\n', n - 1) == NULL, "v1 header holds an LF before its end");
+    } else {
+        CHECK(h->version == 2 && n >= 16 && memcmp(b, proxy_v2_sig, 12) == 0, "version %u",
+              h->version);
+        CHECK(n == 16 + ((size_t)b[14] << 8 | b[15]), "v2 header of %zu bytes", n);
+        bool six = h->src.ss_family == AF_INET6;
+        sa = a, da = a + (six ? 16 : 4), sp = a + (six ? 32 : 8), dp = sp + 2;
+    }
+    if (h->local) {
+        CHECK(h->src_len == 0 && h->dst_len == 0, "local with addresses");
+        return NULL;
+    }
+    CHECK(h->version == 1 || (b[12] == 0x21 && (b[13] == 0x11 || b[13] == 0x21)),
+          "v2 addresses from command %#x, family %#x", b[12], b[13]);
+    CHECK(h->src.ss_family == h->dst.ss_family, "address families %d and %d", h->src.ss_family,
+          h->dst.ss_family);
+    const char *err = proxy_side(&h->src, h->src_len, sa, sp);
+    if (!err)
+        err = proxy_side(&h->dst, h->dst_len, da, dp);
+    if (!err && h->version == 1)
+        err = proxy_v1_rewrite(h);
+    return err;
+}
+
+#define TAIL(s)                                                                                    \
+    {                                                                                              \
+        (const uint8_t *)(s), sizeof(s) - 1                                                        \
+    }
+
+/* The answer for data[0..size) again with each tail in turn after it: an
+ * answer other than 0 must not change. */
+static const char *proxy_appended(const uint8_t *data, size_t size, ssize_t rc,
+                                  const tao_proxy_hdr_t *h)
+{
+    uint8_t xs[300];
+    memset(xs, 'x', sizeof(xs));
+    const struct {
+        const uint8_t *p;
+        size_t n;
+    } tails[] = {TAIL("\r\n"),
+                 TAIL("\n"),
+                 TAIL("\0"),
+                 TAIL("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"),
+                 TAIL("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c"),
+                 {xs, sizeof(xs)}};
+    if (rc == 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+        size_t t = tails[i].n;
+        uint8_t *more = malloc(size + t);
+        if (more == NULL)
+            abort();
+        memcpy(more, data, size);
+        memcpy(more + size, tails[i].p, t);
+        tao_proxy_hdr_t g;
+        ssize_t rc2 = proxy_exact(more, size + t, &g);
+        free(more);
+        CHECK(rc2 == rc, "%zd became %zd with %zu bytes more", rc, rc2, t);
+        CHECK(rc < 0 || memcmp(&g, h, sizeof(g)) == 0, "a header changes with bytes after it");
+    }
+    return NULL;
+}
+
+/* The header, if any, at the start of data; *used gets its length. */
+static const char *proxy_one(const uint8_t *data, size_t size, size_t *used)
+{
+    tao_proxy_hdr_t h, g;
+    ssize_t rc = proxy_exact(data, size, &h);
+    *used = 0;
+    CHECK(rc >= 0 || rc == -ENOENT || rc == -EPROTO, "answer %zd", rc);
+    CHECK((rc == -ENOENT) == !proxy_signature_prefix(data, size), "-ENOENT %s",
+          rc == -ENOENT ? "for a signature" : "missing");
+    CHECK(rc != 0 || size == 0 || size < (data[0] == 'P' ? 107u : (size_t)TAO_PROXY_MAX),
+          "still undecided after %zu bytes", size);
+    /* k: the shortest prefix with an answer (size when only the whole has
+     * one). The 64 prefixes after it stand for the rest. */
+    size_t k = 0;
+    ssize_t r = 0;
+    while (k < size && (r = proxy_exact(data, k, &g)) == 0)
+        k++;
+    if (k < size) {
+        CHECK(r == rc, "%zd at %zu bytes, %zd at %zu", r, k, rc, size);
+        for (size_t j = k + 1; j < size && j <= k + 64; j++) {
+            r = proxy_exact(data, j, &g);
+            CHECK(r == rc, "%zd at %zu bytes, %zd at %zu", r, j, rc, size);
+        }
+    }
+    CHECK(rc <= 0 || (size_t)rc == k, "a %zd-byte header decided at %zu bytes", rc, k);
+    const char *err = rc > 0 ? proxy_header(data, (size_t)rc, &h) : NULL;
+    if (!err)
+        err = proxy_appended(data, size, rc, &h);
+    if (rc > 0)
+        *used = (size_t)rc;
+    return err;
+}
+
+const char *t_fuzz_proxy(const uint8_t *data, size_t size)
+{
+    /* Headers one after another, though a connection has one, so that a
+     * corpus file can hold several. */
+    size_t at = 0, used;
+    do {
+        const char *err = proxy_one(data + at, size - at, &used);
+        if (err)
+            return err;
+        at += used;
+    } while (used > 0 && at < size);
     return NULL;
 }

@@ -27,6 +27,10 @@ const char *t_fuzz_resp(const uint8_t *data, size_t size);
  * default limits and with tiny ones. */
 const char *t_fuzz_http(const uint8_t *data, size_t size);
 
+/* The input starts with a PROXY header (or not), and headers follow each
+ * other. */
+const char *t_fuzz_proxy(const uint8_t *data, size_t size);
+
 /* Each returns NULL when every invariant holds, or a static description of
  * the first one broken. */
 

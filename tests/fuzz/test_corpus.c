@@ -66,6 +66,11 @@ static void test_http(void **state)
     assert_true(replay("http", t_fuzz_http) >= 10);
 }
 
+static void test_proxy(void **state)
+{
+    assert_true(replay("proxy", t_fuzz_proxy) >= 10);
+}
+
 /* Empty and tiny inputs take the early returns a corpus may not reach. */
 static void test_trivial_inputs(void **state)
 {
@@ -76,15 +81,20 @@ static void test_trivial_inputs(void **state)
         assert_null(t_fuzz_line(zero, n));
         assert_null(t_fuzz_resp(zero, n));
         assert_null(t_fuzz_http(zero, n));
+        assert_null(t_fuzz_proxy(zero, n));
     }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tlv),  cmocka_unit_test(test_lenfield),
-        cmocka_unit_test(test_line), cmocka_unit_test(test_resp),
-        cmocka_unit_test(test_http), cmocka_unit_test(test_trivial_inputs),
+        cmocka_unit_test(test_tlv),
+        cmocka_unit_test(test_lenfield),
+        cmocka_unit_test(test_line),
+        cmocka_unit_test(test_resp),
+        cmocka_unit_test(test_http),
+        cmocka_unit_test(test_proxy),
+        cmocka_unit_test(test_trivial_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

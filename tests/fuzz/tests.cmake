@@ -10,11 +10,11 @@ if(TAO_FUZZ)
     # The codec sources are compiled into each target, not taken from the
     # library, so that libFuzzer's coverage instrumentation reaches them.
     set(fuzz_flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
-    foreach(name tlv lenfield line resp http)
+    foreach(name tlv lenfield line resp http proxy)
         add_executable(fuzz_${name} fuzz/fuzz_${name}.c fuzz/fuzz_checks.c
                        ${PROJECT_SOURCE_DIR}/codec/tlv.c ${PROJECT_SOURCE_DIR}/codec/lenfield.c
                        ${PROJECT_SOURCE_DIR}/codec/line.c ${PROJECT_SOURCE_DIR}/codec/resp.c
-                       ${PROJECT_SOURCE_DIR}/codec/http1.c)
+                       ${PROJECT_SOURCE_DIR}/codec/http1.c ${PROJECT_SOURCE_DIR}/codec/proxy.c)
         target_include_directories(fuzz_${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                                    ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/api)
         target_compile_options(fuzz_${name} PRIVATE ${fuzz_flags})
