@@ -220,25 +220,28 @@ static ssize_t v2(const uint8_t *buf, size_t len, tao_proxy_hdr_t *out)
     int sig = signature(buf, len, v2_sig, sizeof(v2_sig));
     if (sig <= 0)
         return sig;
-    /* Version 2; command LOCAL (0) or PROXY (1). */
+    /* Version 2; command LOCAL (0) or PROXY (1). Under LOCAL (a health
+     * check) the spec has the family and the block after it ignored: only
+     * the length counts. */
     if (len > 12 && buf[12] != 0x20 && buf[12] != 0x21)
         return -EPROTO;
-    if (len > 13 && block_len(buf[13]) < 0)
+    bool local = len > 12 && buf[12] == 0x20;
+    if (len > 13 && !local && block_len(buf[13]) < 0)
         return -EPROTO;
     if (len < V2_HEAD)
         return 0;
     size_t body = (size_t)buf[14] << 8 | buf[15];
-    size_t block = (size_t)block_len(buf[13]);
+    size_t block = local ? 0 : (size_t)block_len(buf[13]);
     if (V2_HEAD + body > TAO_PROXY_MAX || body < block)
         return -EPROTO;
     if (len < V2_HEAD + body)
         return 0;
     const uint8_t *a = buf + V2_HEAD;
-    if (!tlvs(a + block, body - block))
+    if (!local && !tlvs(a + block, body - block))
         return -EPROTO;
     /* LOCAL, and families other than TCP, leave the connection's own
      * addresses standing, as the spec asks. */
-    if (buf[12] == 0x20 || (buf[13] != 0x11 && buf[13] != 0x21))
+    if (local || (buf[13] != 0x11 && buf[13] != 0x21))
         fill(out, 2, AF_UNSPEC, NULL, NULL, NULL, NULL);
     else if (buf[13] == 0x11)
         fill(out, 2, AF_INET, a, a + 4, a + 8, a + 10);

@@ -337,9 +337,16 @@ static void test_v2_malformed(void **state)
     for (size_t i = 0; i < sizeof(shorts) / sizeof(shorts[0]); i++) {
         uint8_t s[] = {SIG, 0x21, shorts[i][0], 0x00, shorts[i][1]};
         refused(s, sizeof(s), -EPROTO);
-        s[12] = 0x20; /* LOCAL too */
-        refused(s, sizeof(s), -EPROTO);
     }
+    /* Under LOCAL the family and the block are ignored, as the spec says
+     * (a health check): only the length counts. */
+    uint8_t local[16 + 11] = {SIG, 0x20, 0x11, 0x00, 11};
+    tao_proxy_hdr_t l;
+    whole(local, sizeof local, &l);
+    is_local(&l, 2);
+    local[13] = 0xff;
+    whole(local, sizeof local, &l);
+    is_local(&l, 2);
     /* A TLV past the end: its value, its length, its type. */
     static const uint8_t over1[] = {SIG, 0x21, 0x00, 0x00, 0x04, 0x01, 0x00, 0x02, 'h'};
     static const uint8_t over2[] = {SIG, 0x21, 0x00, 0x00, 0x02, 0x01, 0x00};

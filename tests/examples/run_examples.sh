@@ -259,6 +259,15 @@ case_proxy() {
             fail "$mode: no error logged for the missing header"
         stop_server
     done
+    # The fuzz corpus, each file on its own connection: only that one may
+    # close; a neighbour behind a good header is answered after each.
+    start_server tao-echo-server --proxy-protocol required
+    local frame='\x01\x00\x00\x00\x02\x00\x00\x00hi'
+    python3 "$(dirname "$0")/replay_corpus.py" "$port" "$(dirname "$0")/../fuzz/corpus/proxy" \
+        "$frame" "$frame" 'PROXY TCP4 192.0.2.7 198.51.100.1 4242 443\r\n' >"$tmp/replay.log" ||
+        fail "the PROXY fuzz corpus harmed another connection"
+    stop_server
+
     start_server tao-echo-server --proxy-protocol optional --debug
     for form in none v2; do
         run_client proxy timeout 60 python3 "$client" "$port" "$form"
