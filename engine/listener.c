@@ -110,7 +110,7 @@ int tao__listener_inherit(int fd, unsigned idx)
     const char *why = NULL;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
         rc = -errno;
-        why = "not a socket";
+        why = rc == -EBADF ? "not open" : "not a socket";
     } else if (type != SOCK_STREAM) {
         rc = -EINVAL;
         why = "not a stream socket";
