@@ -24,6 +24,16 @@
  * over. Closing it would refuse a peer the kernel already told "connected";
  * serving it, it drains under the stop's rule (loop.c) like the others.
  *
+ * A shared socket has several accepts waiting on it (our loops', another
+ * process's). io_uring's accept waits exclusively: a new connection wakes
+ * one waiter only, and when that waiter is being cancelled (the other
+ * process stops accepting) the wake-up is lost, and the connection waits in
+ * the queue until the next one arrives, which under a closed-loop client
+ * may be never. So while the sockets are shared, each loop looks every
+ * WATCH_MS: a listener whose queue held connections at two looks in a row
+ * with no accept in between gets its accept made afresh, which accepts what
+ * is queued at once.
+ *
  * Running out of descriptors (EMFILE/ENFILE) or memory never stops
  * accepting for good: the listener backs off (10 ms doubling to 1 s) and
  * tries again. The connection limit is checked across all loops with one
@@ -31,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -156,6 +167,37 @@ int tao__listeners_attach(tao__loop_t *loop, const int *fds, unsigned n, bool ow
     return 0;
 }
 
+#define WATCH_MS 100
+
+static void arm(tao__listener_t *l);
+
+static void watch_fire(tao__timer_t *t, uint64_t now)
+{
+    tao__loop_t *loop = container_of(t, tao__loop_t, listen_watch);
+    for (unsigned i = 0; i < loop->nlst; i++) {
+        tao__listener_t *l = &loop->lst[i];
+        struct pollfd p = {.fd = l->fd, .events = POLLIN};
+        bool queued = l->fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+        if (queued && l->waiting && l->armed) {
+            tao__log(TAO_LOG_DEBUG,
+                     "loop %u: connections wait on a shared socket: accepting afresh", loop->idx);
+            loop->be->cancel(loop, &l->op); /* its last outcome arms it again */
+            queued = false;
+        }
+        l->waiting = queued;
+    }
+    tao__wheel_add(&loop->wheel, &loop->listen_watch, now + WATCH_MS, 0);
+}
+
+static void watch(tao__loop_t *loop)
+{
+    if (loop->stopping || loop->unlistened || tao__timer_armed(&loop->listen_watch) ||
+        !atomic_load(&loop->srv->shared))
+        return;
+    tao__timer_init(&loop->listen_watch, watch_fire);
+    tao__wheel_add(&loop->wheel, &loop->listen_watch, loop->now + WATCH_MS, 0);
+}
+
 static void arm(tao__listener_t *l)
 {
     tao__loop_t *loop = l->loop;
@@ -171,6 +213,8 @@ void tao__accept_arm(tao__loop_t *loop)
     for (unsigned i = 0; i < loop->nlst; i++)
         if (!tao__timer_armed(&loop->lst[i].retry))
             arm(&loop->lst[i]);
+    if (loop->srv)
+        watch(loop);
 }
 
 bool tao__accepting(const tao__loop_t *loop)
@@ -247,6 +291,7 @@ void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cq
         l->armed = false;
     if (res >= 0) {
         l->backoff = 0;
+        l->waiting = false;
         accepted(loop, res);
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
         if (more) /* stop the multishot accept until the backoff ends */
@@ -264,8 +309,12 @@ void tao__accept_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cq
 void tao__listener_poll(tao__loop_t *loop)
 {
     TAO__ON_LOOP(loop);
-    if (loop->srv && !loop->unlistened && atomic_load(&loop->srv->unlisten))
+    if (!loop->srv || loop->unlistened)
+        return;
+    if (atomic_load(&loop->srv->unlisten))
         tao__listener_close(loop);
+    else
+        watch(loop); /* the sockets may have become shared */
 }
 
 /* Once per loop, whether it stops or hands over: the accepts are
@@ -277,6 +326,7 @@ void tao__listener_close(tao__loop_t *loop)
     TAO__ON_LOOP(loop);
     tao_server_t *srv = loop->srv;
     bool shared = !srv || atomic_load(&srv->shared);
+    tao__wheel_cancel(&loop->wheel, &loop->listen_watch);
     for (unsigned i = 0; i < loop->nlst; i++) {
         tao__listener_t *l = &loop->lst[i];
         tao__wheel_cancel(&loop->wheel, &l->retry);

@@ -15,7 +15,8 @@ typedef struct tao__listener {
     int fd; /* the loop's own copy; -1 once closed */
     tao__op_t op;
     bool armed;
-    bool own; /* opened by this server for this loop (not inherited) */
+    bool own;     /* opened by this server for this loop (not inherited) */
+    bool waiting; /* the watch saw connections queued, and none accepted since */
     tao__timer_t retry;
     unsigned backoff;
 } tao__listener_t;

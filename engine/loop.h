@@ -45,6 +45,7 @@ struct tao__loop {
     tao__listener_t *lst;
     unsigned nlst;
     bool unlistened; /* they are closed: stopping, or handed over */
+    tao__timer_t listen_watch;
 
     /* Receive buffers and who holds each (bufring.c). */
     uint8_t *bufs;
