@@ -29,7 +29,9 @@ enum {
     EX_TIMEOUTS = 1 << 12,  /* --idle-timeout MS --read-timeout MS */
     EX_METRICS = 1 << 13,   /* --metrics HOST:PORT */
     EX_ROOT = 1 << 14,      /* --root DIR */
-    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET | EX_TIMEOUTS | EX_METRICS,
+    EX_RESTART = 1 << 15,   /* --listen-fd N --handover PATH */
+    EX_SERVER =
+        EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET | EX_TIMEOUTS | EX_METRICS | EX_RESTART,
 };
 
 typedef struct ex_opts {
@@ -57,6 +59,10 @@ typedef struct ex_opts {
     unsigned read_ms;        /* --read-timeout: close a frame unfinished this long */
     const char *metrics;     /* --metrics: serve statistics here */
     const char *root;        /* --root: serve the files under this directory */
+    int listen_fd;           /* --listen-fd: an inherited listening socket (+1;
+                                0 = none) */
+    const char *handover;    /* --handover: take over from the server there,
+                                and offer hand-over there */
     bool debug;              /* --debug: log at debug level */
 } ex_opts_t;
 
@@ -70,7 +76,11 @@ const tao_tls_config_t *ex_tls(const ex_opts_t *o);
 /* Create a server from cfg (listen, loops, workers, budget, timeouts and
  * TLS from o), route EX_MSG to handler, start it, print where it listens
  * (and its metrics), stop on SIGINT or SIGTERM, and return the exit status
- * once it has stopped. */
+ * once it has stopped. The listening sockets: systemd's when the process
+ * was socket-activated, else --listen-fd, else the predecessor's at
+ * --handover when one answers there, else --listen. With --handover it
+ * offers hand-over there too, and stops gracefully once a successor took
+ * over. */
 int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handler);
 
 /* With --metrics, serve srv's statistics over HTTP and print "PROG metrics
