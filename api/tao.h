@@ -7,6 +7,7 @@
 #include "tao/message.h"
 #include "tao/conn.h"
 #include "tao/proxy.h"
+#include "tao/restart.h"
 #include "tao/server.h"
 #include "tao/timer.h"
 #include "tao/client.h"

@@ -34,6 +34,8 @@ set(TAO_SOURCES
     engine/timer.c
     engine/endpoint.c
     engine/server.c
+    engine/activation.c
+    engine/handover.c
     engine/client.c
     engine/metrics.c
 )

@@ -524,6 +524,14 @@ static void cancel(tao__loop_t *loop, tao__op_t *op)
     else if (s->wr == op)
         finish(loop, &s->wr, -ECANCELED);
     /* Otherwise it has finished already: its outcome is queued. */
+    if (op->kind == OP_ACCEPT && s->seq && s->owner == loop) {
+        /* A listener is closed after its accept is cancelled, and another
+         * process may hold the same socket: closing our descriptor would
+         * not take it out of epoll, which would go on reporting that
+         * process's connections. An accept later attaches afresh. */
+        epoll_ctl(b->epfd, EPOLL_CTL_DEL, op->fd, NULL);
+        s->seq = 0;
+    }
 }
 
 static void shutdown_(tao_conn_t *c)

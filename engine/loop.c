@@ -42,12 +42,10 @@ int tao__loop_init(tao__loop_t *loop, tao__runtime_t *rt, unsigned idx)
     memset(loop, 0, sizeof *loop);
     loop->rt = rt;
     loop->idx = idx;
-    loop->listen_fd = -1;
     tao__list_init(&loop->conns);
     tao__list_init(&loop->timers);
     loop->buf_count = rt->buf_count;
     loop->buf_size = rt->buf_size;
-    loop->accept_op.kind = OP_ACCEPT;
     loop->next_gen = 1;
     int rc = tao__inbox_init(&loop->inbox);
     if (rc < 0)
@@ -62,9 +60,7 @@ int tao__loop_init(tao__loop_t *loop, tao__runtime_t *rt, unsigned idx)
 
 void tao__loop_deinit(tao__loop_t *loop)
 {
-    if (loop->listen_fd >= 0)
-        close(loop->listen_fd);
-    loop->listen_fd = -1;
+    tao__listeners_free(loop);
     tao__inbox_deinit(&loop->inbox);
     free(loop->to_worker);
     loop->to_worker = NULL;
@@ -289,6 +285,8 @@ static void after_batch(tao__loop_t *loop)
         begin_stop(loop);
     if (loop->stopping)
         drain_check(loop);
+    else
+        tao__listener_poll(loop);
     tao__loop_send_batches(loop);
     int64_t next = tao__wheel_next(&loop->wheel);
     if (next >= 0)
@@ -363,7 +361,7 @@ void *tao__loop_main(void *arg)
     tao__accept_arm(loop);
     after_batch(loop);
 
-    while (!(loop->stopping && loop->nconns == 0 && !loop->accept_armed)) {
+    while (!(loop->stopping && loop->nconns == 0 && !tao__accepting(loop))) {
         /* Announce the sleep, then look at the inbox once more: a poster
          * either sees the flag and wakes us, or we see its item. */
         atomic_store(&loop->inbox.sleeping, true);

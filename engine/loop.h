@@ -18,6 +18,7 @@
 
 typedef struct tao__runtime tao__runtime_t;
 typedef struct tao_server tao_server_t;
+typedef struct tao__listener tao__listener_t;
 
 /* Counters written by the loop thread only, read by anyone. */
 typedef struct tao__counters {
@@ -40,12 +41,11 @@ struct tao__loop {
     const tao__backend_t *be;
     void *be_data; /* the backend's own state */
 
-    /* The listener (listener.c). */
-    int listen_fd;
-    tao__op_t accept_op;
-    bool accept_armed;
-    tao__timer_t accept_retry;
-    unsigned accept_backoff;
+    /* The sockets it accepts on (listener.c). */
+    tao__listener_t *lst;
+    unsigned nlst;
+    bool unlistened; /* they are closed: stopping, or handed over */
+    tao__timer_t listen_watch;
 
     /* Receive buffers and who holds each (bufring.c). */
     uint8_t *bufs;

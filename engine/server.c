@@ -2,6 +2,7 @@
  * listeners, the id map for unicast, broadcast, stop and statistics. The
  * threads themselves belong to the server's runtime (engine/runtime.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include "engine/addr.h"
 #include "engine/conn.h"
 #include "engine/fault.h"
+#include "engine/handover.h"
 #include "engine/listener.h"
 #include "engine/loop.h"
 #include "engine/server.h"
@@ -43,7 +45,8 @@ static int apply_defaults(tao_server_t *srv, const tao_server_config_t *in)
         cfg->backlog = 4096;
     if (!cfg->proxy_timeout_ms)
         cfg->proxy_timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 5000;
-    if ((unsigned)cfg->proxy_protocol > TAO_PROXY_REQUIRED)
+    if ((unsigned)cfg->proxy_protocol > TAO_PROXY_REQUIRED ||
+        (cfg->listen_fd_count && !cfg->listen_fds))
         return -EINVAL;
     tao__settings_t set = TAO__SETTINGS_OF(cfg);
     cfg->codec = NULL;
@@ -88,9 +91,47 @@ TAO_API int tao_server_handle(tao_server_t *srv, int32_t type, tao_handler_cb ha
     return tao__registry_add(srv->ep.reg, type, handler, unmarshal, free_value);
 }
 
+/* Loop 0 first: the server's copies of the sockets every loop will use. */
+static int inherit(tao_server_t *srv)
+{
+    const tao_server_config_t *cfg = &srv->cfg;
+    srv->lfds = tao__calloc(cfg->listen_fd_count, sizeof *srv->lfds);
+    if (!srv->lfds)
+        return -ENOMEM;
+    atomic_store(&srv->shared, true);
+    for (unsigned i = 0; i < cfg->listen_fd_count; i++) {
+        int rc = tao__listener_inherit(cfg->listen_fds[i], i);
+        if (rc < 0)
+            return rc;
+        int fd = fcntl(cfg->listen_fds[i], F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+            return -errno;
+        srv->lfds[srv->nlfds++] = fd;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(srv->lfds[0], (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    memcpy(&srv->addr, &ss, len);
+    srv->addr_len = len;
+    srv->port = (int)ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                    : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
 static int listen_on(tao__loop_t *loop, void *arg)
 {
     tao_server_t *srv = arg;
+    loop->srv = srv;
+    if (srv->cfg.listen_fd_count) {
+        int rc = loop->idx == 0 ? inherit(srv) : 0;
+        return rc < 0 ? rc : tao__listeners_attach(loop, srv->lfds, srv->nlfds, false);
+    }
+    if (loop->idx == 0) {
+        srv->lfds = tao__calloc(srv->rt.nloops, sizeof *srv->lfds);
+        if (!srv->lfds)
+            return -ENOMEM;
+    }
     if (loop->idx == 0 && srv->port != 0) {
         /* The listeners of a process killed a moment ago linger while the
          * kernel tears its rings down (tens of ms): give them that long. */
@@ -102,13 +143,24 @@ static int listen_on(tao__loop_t *loop, void *arg)
         if (rc < 0)
             return rc;
     }
-    loop->srv = srv;
-    return tao__listener_open(srv, &loop->listen_fd);
+    int fd, rc = tao__listener_open(srv, &fd);
+    if (rc < 0)
+        return rc;
+    srv->lfds[srv->nlfds++] = fd;
+    return tao__listeners_attach(loop, &fd, 1, true);
 }
 
 TAO_API int tao_server_start(tao_server_t *srv)
 {
-    return tao__runtime_start(&srv->rt, listen_on, srv);
+    int rc = 0;
+    if (srv->cfg.handover && !srv->offer && (rc = tao__handover_init(srv)) < 0)
+        return rc;
+    rc = tao__runtime_start(&srv->rt, listen_on, srv);
+    if (rc == 0 && srv->offer && (rc = tao__handover_offer(srv)) < 0) {
+        tao__runtime_stop(&srv->rt, 1);
+        tao__runtime_wait(&srv->rt);
+    }
+    return rc;
 }
 
 TAO_API void tao_server_stop(tao_server_t *srv, unsigned deadline_ms)
@@ -136,7 +188,11 @@ TAO_API void tao_server_destroy(tao_server_t *srv)
 {
     if (!srv)
         return;
+    tao__handover_withdraw(srv);
     tao__runtime_deinit(&srv->rt);
+    for (unsigned i = 0; i < srv->nlfds; i++)
+        close(srv->lfds[i]);
+    free(srv->lfds);
     tao__ep_deinit(&srv->ep);
     tao__tls_ctx_destroy(srv->ep.tls);
     free(srv);

@@ -2,6 +2,8 @@
 #ifndef TAO_ENGINE_SERVER_H
 #define TAO_ENGINE_SERVER_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "engine/endpoint.h"
@@ -15,6 +17,12 @@ struct tao_server {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     int port;
+    /* The server's copy of each listening socket (listener.c owns the rule). */
+    int *lfds;
+    unsigned nlfds;
+    atomic_bool shared;       /* another process may hold them: never shut down */
+    atomic_bool unlisten;     /* handed over: every loop stops accepting */
+    struct tao__offer *offer; /* hand-over offered to a successor (handover.c) */
 };
 
 #endif

@@ -3,6 +3,7 @@
 #include "examples/common.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,6 +71,12 @@ static void usage(const ex_opts_t *o)
     if (t & EX_METRICS)
         printf("  --metrics HOST:PORT  serve statistics as Prometheus text over HTTP here\n"
                "                       (port 0: a free port, printed)\n");
+    if (t & EX_RESTART)
+        printf("  --listen-fd N        serve on this inherited listening socket instead\n"
+               "                       (socket activation by systemd needs no option)\n"
+               "  --handover PATH      take the listening sockets of the server offering\n"
+               "                       them at this unix socket, if one does; then offer\n"
+               "                       them there to a successor, and stop once it serves\n");
     if (t & EX_ROOT)
         printf("  --root DIR           serve the files under DIR (none beyond it)\n");
     if (t & EX_PROXY)
@@ -100,6 +107,8 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
     long v = 0;
     if (ch == 'w')
         v = number(arg, 0, TAO_WORKERS_MAX);
+    else if (ch == 'F')
+        v = number(arg, 0, 1000000);
     else if (strchr("LkCibBQIR", ch))
         v = number(arg, 1, 1000000000);
     if (v < 0)
@@ -175,6 +184,12 @@ static int apply(ex_opts_t *o, int ch, const char *arg)
         else
             return -1;
         break;
+    case 'F':
+        o->listen_fd = (int)v + 1;
+        break;
+    case 'H':
+        o->handover = arg;
+        break;
     }
     return 0;
 }
@@ -203,6 +218,8 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
         {"metrics", required_argument, NULL, 'M'},
         {"root", required_argument, NULL, 'D'},
         {"proxy-protocol", required_argument, NULL, 'P'},
+        {"listen-fd", required_argument, NULL, 'F'},
+        {"handover", required_argument, NULL, 'H'},
         {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -229,6 +246,8 @@ int ex_parse(int argc, char **argv, ex_opts_t *o)
                                      EX_METRICS,
                                      EX_ROOT,
                                      EX_PROXY,
+                                     EX_RESTART,
+                                     EX_RESTART,
                                      0,
                                      0};
     int ch, idx;
@@ -379,9 +398,54 @@ static void stop_serving(int sig)
     tao_server_stop(serving, 0);
 }
 
+static const char *prog_name;
+
+/* A successor serves on our sockets now: stop as on SIGTERM, answering
+ * every request already received. */
+static void handed_over(tao_server_t *srv)
+{
+    printf("%s handed over to its successor; stopping\n", prog_name);
+    tao_server_stop(srv, 0);
+}
+
+/* The listening sockets this process was given: systemd's, --listen-fd, or
+ * its predecessor's at --handover. Returns their count (0: bind --listen),
+ * or -1 after saying why. */
+static int inherit(const ex_opts_t *o, int *fds, unsigned max, tao_handover_t **h)
+{
+    *h = NULL;
+    int n = tao_listen_fds(fds, max);
+    if (n < 0)
+        fprintf(stderr, "%s: bad socket activation (LISTEN_FDS): %s\n", o->prog, tao_strerror(n));
+    if (n != 0)
+        return n < 0 ? -1 : n;
+    if (o->listen_fd) {
+        fds[0] = o->listen_fd - 1;
+        return 1;
+    }
+    if (!o->handover)
+        return 0;
+    n = tao_handover_take(o->handover, fds, max, h);
+    if (n == -ENOENT || n == -ECONNREFUSED)
+        return 0; /* nobody there: the first of its line */
+    if (n < 0)
+        fprintf(stderr, "%s: cannot take over at %s: %s\n", o->prog, o->handover, tao_strerror(n));
+    return n < 0 ? -1 : n;
+}
+
 int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handler)
 {
+    int fds[TAO_HANDOVER_MAX_FDS];
+    tao_handover_t *ho;
+    int nfds = inherit(o, fds, TAO_HANDOVER_MAX_FDS, &ho);
+    if (nfds < 0)
+        return 1;
+    prog_name = o->prog;
     cfg->listen = o->addr;
+    cfg->listen_fds = nfds ? fds : NULL;
+    cfg->listen_fd_count = (unsigned)nfds;
+    cfg->handover = o->handover;
+    cfg->on_handover = handed_over;
     cfg->loops = o->loops;
     cfg->workers = o->workers;
     cfg->tls = ex_tls(o);
@@ -404,11 +468,22 @@ int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handle
     else if (ex_metrics(o, serving, &metrics) < 0)
         rc = -1;
     if (rc < 0) {
+        tao_handover_abort(ho); /* the predecessor keeps serving */
         tao_server_destroy(serving);
         return 1;
     }
     ex_on_stop_signals(stop_serving);
-    ex_print_listening(o->prog, o->addr, serving);
+    char where[INET6_ADDRSTRLEN + 16];
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (nfds && getsockname(fds[0], (struct sockaddr *)&ss, &len) == 0)
+        format_addr(&ss, where, sizeof where);
+    ex_print_listening(o->prog, nfds ? where : o->addr, serving);
+    if (ho && (rc = tao_handover_done(ho)) < 0)
+        fprintf(stderr, "%s: the predecessor did not confirm the hand-over: %s\n", o->prog,
+                tao_strerror(rc));
+    else if (ho)
+        printf("%s took over from its predecessor\n", o->prog);
     tao_server_wait(serving);
     tao_server_destroy(metrics);
     tao_server_destroy(serving);

@@ -30,7 +30,9 @@ enum {
     EX_METRICS = 1 << 13,   /* --metrics HOST:PORT */
     EX_ROOT = 1 << 14,      /* --root DIR */
     EX_PROXY = 1 << 15,     /* --proxy-protocol off|optional|required */
-    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET | EX_TIMEOUTS | EX_METRICS | EX_PROXY,
+    EX_RESTART = 1 << 16,   /* --listen-fd N --handover PATH */
+    EX_SERVER = EX_LISTEN | EX_LOOPS | EX_WORKERS | EX_BUDGET | EX_TIMEOUTS | EX_METRICS |
+                EX_PROXY | EX_RESTART,
 };
 
 typedef struct ex_opts {
@@ -59,6 +61,10 @@ typedef struct ex_opts {
     const char *metrics;     /* --metrics: serve statistics here */
     const char *root;        /* --root: serve the files under this directory */
     tao_proxy_mode_t proxy;  /* --proxy-protocol */
+    int listen_fd;           /* --listen-fd: an inherited listening socket (+1;
+                                0 = none) */
+    const char *handover;    /* --handover: take over from the server there,
+                                and offer hand-over there */
     bool debug;              /* --debug: log at debug level */
 } ex_opts_t;
 
@@ -72,7 +78,11 @@ const tao_tls_config_t *ex_tls(const ex_opts_t *o);
 /* Create a server from cfg (listen, loops, workers, budget, timeouts and
  * TLS from o), route EX_MSG to handler, start it, print where it listens
  * (and its metrics), stop on SIGINT or SIGTERM, and return the exit status
- * once it has stopped. */
+ * once it has stopped. The listening sockets: systemd's when the process
+ * was socket-activated, else --listen-fd, else the predecessor's at
+ * --handover when one answers there, else --listen. With --handover it
+ * offers hand-over there too, and stops gracefully once a successor took
+ * over. */
 int ex_serve(const ex_opts_t *o, tao_server_config_t *cfg, tao_handler_cb handler);
 
 /* With --metrics, serve srv's statistics over HTTP and print "PROG metrics

@@ -49,6 +49,11 @@ typedef void (*tao_error_cb)(tao_server_t *srv, tao_conn_t *conn, int err, const
 /* The output queue fell below the low watermark after a send returned
  * -EAGAIN: sending works again. */
 typedef void (*tao_writable_cb)(tao_conn_t *conn);
+/* The server handed its listening sockets to a successor (see handover
+ * below and tao/restart.h): it accepts no more, and the successor serves
+ * every new connection. Runs once, on the server's hand-over thread; the
+ * usual answer is tao_server_stop(srv, ...), which drains as always. */
+typedef void (*tao_handover_cb)(tao_server_t *srv);
 
 /* Zero means default for every field.
  *
@@ -115,6 +120,21 @@ typedef struct tao_server_config {
      * without one. */
     unsigned proxy_timeout_ms;
 
+    /* Sockets already bound and listening (TCP), taken instead of binding
+     * listen: every loop accepts on every one (systemd's, see
+     * tao_listen_fds, or a predecessor's, see tao_handover_take). The
+     * descriptors stay the caller's: the server uses copies, and never
+     * shuts the sockets down, so whoever else holds them keeps them
+     * working. Checked at start: -ENOTSOCK, -EBADF, or -EINVAL (not a
+     * listening TCP socket), logged. 0 = bind listen. */
+    const int *listen_fds;
+    unsigned listen_fd_count;
+    /* A unix socket path: once started, offer the listening sockets to a
+     * successor there (tao/restart.h), and call on_handover once one took
+     * them over. NULL = none. */
+    const char *handover;
+    tao_handover_cb on_handover;
+
     tao_connect_cb on_connect;
     tao_handler_cb on_message; /* frames of types registered with a NULL handler */
     tao_close_cb on_close;
@@ -157,9 +177,11 @@ TAO_API int tao_server_create(const tao_server_config_t *cfg, tao_server_t **out
 TAO_API int tao_server_handle(tao_server_t *srv, int32_t type, tao_handler_cb handler,
                               tao_unmarshal_fn unmarshal, tao_value_free_fn free_value);
 
-/* Bind, listen and start the loops; returns at once. Returns 0, or -errno:
- * -EADDRINUSE, -EPERM / -ENOSYS when io_uring is blocked or missing (a log
- * line says which and how to allow it), -EBUSY when already started. */
+/* Bind, listen (or take listen_fds) and start the loops; returns at once.
+ * With handover set, it then offers hand-over at that path. Returns 0, or
+ * -errno: -EADDRINUSE, -EINVAL / -ENOTSOCK / -EBADF for a bad listen_fds
+ * entry, -EPERM / -ENOSYS when io_uring is blocked or missing (a log line
+ * says which and how to allow it), -EBUSY when already started. */
 TAO_API int tao_server_start(tao_server_t *srv);
 
 /* Start if needed, then block until the server has stopped and every loop
@@ -178,9 +200,12 @@ TAO_API int tao_server_run(tao_server_t *srv);
  * nothing unread in its socket, no frame waiting behind back-pressure or
  * started; then it closes with a FIN. A connection still busy at the
  * deadline, or one whose peer sends more after its close began, is aborted
- * (RST), so its peer can tell that replies are missing. Connections the
- * kernel completed but the server had not yet accepted when the stop
- * closed its listeners are reset by the kernel. */
+ * (RST), so its peer can tell that replies are missing. A connection an
+ * accept returns after the stop began is served the same way. Connections
+ * the kernel completed but the server had not yet accepted when the stop
+ * closed its listeners are reset by the kernel, except on inherited or
+ * handed-over sockets: those are never shut down, so the connections wait
+ * in their queue for the other process that listens on them. */
 TAO_API void tao_server_stop(tao_server_t *srv, unsigned deadline_ms);
 
 /* Block until a started server has stopped (after tao_server_stop). Not from
@@ -190,7 +215,8 @@ TAO_API int tao_server_wait(tao_server_t *srv);
 /* Stop (if running), wait, and free everything. Not from a loop thread. */
 TAO_API void tao_server_destroy(tao_server_t *srv);
 
-/* The bound port (useful with port 0), or -ENOTCONN before start. */
+/* The bound port (useful with port 0; with listen_fds, the first one's),
+ * or -ENOTCONN before start. */
 TAO_API int tao_server_port(const tao_server_t *srv);
 
 /* The backend the server's loops run on, "io_uring" or "epoll"; NULL

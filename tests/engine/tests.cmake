@@ -11,6 +11,7 @@ tao_test(engine/test_broadcast BACKENDS TIMEOUT 180 LABELS integration engine th
 tao_test(engine/test_loop BACKENDS TIMEOUT 120 LABELS integration engine threads)
 tao_test(engine/test_client BACKENDS TIMEOUT 120 LABELS integration engine threads)
 tao_test(engine/test_listener BACKENDS TIMEOUT 60 LABELS integration engine threads)
+tao_test(engine/test_activation BACKENDS TIMEOUT 180 LABELS integration engine threads)
 tao_test(engine/test_tls BACKENDS TIMEOUT 180 LABELS integration engine threads tls)
 tao_test(engine/test_faults BACKENDS TIMEOUT 900 LABELS integration engine faults)
 tao_test(engine/test_proxy BACKENDS TIMEOUT 120 LABELS integration engine threads)

@@ -13,6 +13,14 @@ if(TARGET tao-echo-server)
                                  ${tao_example_programs})
     endforeach()
 
+    # Restarts under a connection storm: systemd-socket-activate, then
+    # hand-over from generation to generation; and hand-over alone.
+    foreach(case activate handover)
+        tao_backend_test(NAME examples/restart-${case} TIMEOUT 300 LABELS examples
+                         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_restart.sh ${case}
+                                 $<TARGET_FILE:tao-echo-server>)
+    endforeach()
+
     # tao-kv-server against redis-cli, redis-server and redis-benchmark.
     tao_backend_test(NAME examples/kv TIMEOUT 600 LABELS examples
                      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_kv.sh
