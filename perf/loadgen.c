@@ -8,7 +8,10 @@
  * and --idle (open C connections, echo once, hold them: with --server-pid,
  * the server's memory per idle connection). Every reply is checked; any
  * error, a server that closes a connection or stalls, makes the exit
- * status 1. Exit 77: io_uring is not available here.
+ * status 1. With --allow-lost, a connection the server closes is reported
+ * as lost instead (a server behind a balancer that goes down), and the
+ * rest of the run is judged as usual. Exit 77: io_uring is not available
+ * here.
  *
  * This file is the main thread: options, the run's phases (connect, warm
  * up, measure, drain) and the watch for stalls; conns.c runs on the loops. */
@@ -50,6 +53,8 @@ static void usage(void)
            "  --idle                open C connections, echo once, hold them\n"
            "  --server-pid PID      report the server's CPU per message (and RSS)\n"
            "  --stall SECS          no reply this long with frames out: stalled (default 2)\n"
+           "  --allow-lost          a connection the server closes mid-run is counted as\n"
+           "                        lost, not as an error; the others are still checked\n"
            "  --json FILE           append one JSON line with the results\n"
            "  --label TEXT          a label for the JSON line\n"
            "exit status: 0 all replies correct, 1 errors, 2 usage, 77 no io_uring\n",
@@ -100,6 +105,9 @@ static int parse_one(lg_opts_t *o, int ch, const char *arg)
         return num(arg, 1, 1e9, &v) < 0 ? -1 : (o->server_pid = (pid_t)v, 0);
     case 'X':
         return num(arg, 0.1, 3600, &o->stall);
+    case 'A':
+        o->allow_lost = true;
+        return 0;
     case 'J':
         o->json = arg;
         return 0;
@@ -126,6 +134,7 @@ static int parse(int argc, char **argv, lg_opts_t *o)
         {"idle", no_argument, NULL, 'I'},
         {"server-pid", required_argument, NULL, 'P'},
         {"stall", required_argument, NULL, 'X'},
+        {"allow-lost", no_argument, NULL, 'A'},
         {"json", required_argument, NULL, 'J'},
         {"label", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
@@ -321,6 +330,8 @@ static void collect(lg_run_t *r, lg_result_t *res)
     res->reordered = late;
     res->dup = atomic_load(&r->err.dup);
     res->closed = atomic_load(&r->err.closed);
+    res->lost_conns = atomic_load(&r->err.lost_conns);
+    res->lost_frames = atomic_load(&r->err.lost_frames);
     res->stalled = atomic_load(&r->err.stalled);
     res->connect = atomic_load(&r->err.connect);
     res->send = atomic_load(&r->err.send);

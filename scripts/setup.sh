@@ -13,7 +13,7 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang cmake make pkg-config git ca-certificates
       liburing-dev libwolfssl-dev libjemalloc-dev libcmocka-dev
       libclang-rt-14-dev openssl gnuplot-nox python3 redis-server redis-tools
-      curl wrk nginx-light)
+      curl wrk nginx-light iproute2 haproxy)
 
 case "${1:-}" in
 "") ;;

@@ -213,6 +213,12 @@ static void on_close(tao_conn_t *conn)
     if (st == LG_CLOSING || phase(r) == LG_DONE) {
         /* Ours; what is still outstanding was counted when the run ended. */
         atomic_store(&c->state, LG_CLOSED);
+    } else if (st == LG_UP && r->o->allow_lost) {
+        /* A server behind a balancer went away: its connections go with
+         * it. Counted apart, so that the run still judges the others. */
+        count(&r->err.lost_conns, 1);
+        count(&r->err.lost_frames, c->inflight);
+        atomic_store(&c->state, LG_DROPPED);
     } else if (st == LG_UP) {
         /* The server closed or reset it while we were talking. */
         count(&r->err.closed, 1);

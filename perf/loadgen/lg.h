@@ -94,6 +94,7 @@ typedef struct lg_opts {
     int32_t type;
     lg_mode_t mode;
     pid_t server_pid; /* 0: none */
+    bool allow_lost;  /* a connection the server closes is lost, not an error */
     const char *json, *label;
 } lg_opts_t;
 
@@ -142,7 +143,9 @@ typedef struct lg_errors {
     _Atomic uint64_t late;       /* ...and then came after all: reordered */
     _Atomic uint64_t unanswered; /* outstanding at a close or at the end */
     _Atomic uint64_t dup;
-    _Atomic uint64_t closed; /* connections the server closed or reset */
+    _Atomic uint64_t closed;      /* connections the server closed or reset */
+    _Atomic uint64_t lost_conns;  /* ... the same, with --allow-lost */
+    _Atomic uint64_t lost_frames; /* unanswered on those connections */
     _Atomic uint64_t stalled;
     _Atomic uint64_t connect;
     _Atomic uint64_t send;
@@ -178,6 +181,10 @@ typedef struct lg_result {
     uint64_t msgs, bytes;
     lg_hist_t hist;
     uint64_t corrupted, lost, dup, reordered, closed, stalled, connect, send;
+    /* --allow-lost: connections the server closed mid-run and the frames
+     * left unanswered on them. Not errors: every other byte is still
+     * checked, and the report says how many were lost. */
+    uint64_t lost_conns, lost_frames;
     double client_cpu_s;
     double server_cpu_s; /* < 0: not measured */
     double other_cpu_s;  /* the machine's busy time less ours and the server's; < 0: unknown */

@@ -91,6 +91,10 @@ void lg_report_text(const lg_opts_t *o, const lg_result_t *res)
            (unsigned long long)res->dup, (unsigned long long)res->reordered,
            (unsigned long long)res->closed, (unsigned long long)res->stalled,
            (unsigned long long)res->connect, (unsigned long long)res->send);
+    if (o->allow_lost)
+        printf("  lost conns   %llu closed by the server, %llu frames unanswered on them "
+               "(allowed)\n",
+               (unsigned long long)res->lost_conns, (unsigned long long)res->lost_frames);
     printf("  result       %s\n", lg_result_errors(res) ? "FAILED" : "OK");
     fflush(stdout);
 }
@@ -118,12 +122,13 @@ static int json_errors(char *p, size_t cap, const lg_result_t *res)
     return snprintf(p, cap,
                     "\"errors\":%llu,\"corrupted\":%llu,\"lost\":%llu,\"duplicated\":%llu,"
                     "\"reordered\":%llu,\"closed\":%llu,\"stalled\":%llu,\"connect_errors\":%llu,"
-                    "\"send_errors\":%llu",
+                    "\"send_errors\":%llu,\"lost_conns\":%llu,\"lost_conn_frames\":%llu",
                     (unsigned long long)lg_result_errors(res), (unsigned long long)res->corrupted,
                     (unsigned long long)res->lost, (unsigned long long)res->dup,
                     (unsigned long long)res->reordered, (unsigned long long)res->closed,
                     (unsigned long long)res->stalled, (unsigned long long)res->connect,
-                    (unsigned long long)res->send);
+                    (unsigned long long)res->send, (unsigned long long)res->lost_conns,
+                    (unsigned long long)res->lost_frames);
 }
 
 static int json_numbers(char *p, size_t cap, const lg_opts_t *o, const lg_result_t *res)

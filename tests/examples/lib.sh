@@ -27,7 +27,7 @@ fail() {
 # until_ok TENTHS CMD...: run CMD every 0.1 s until it succeeds, at most
 # TENTHS times.
 until_ok() {
-    local n=$1
+    local n=$1 i
     shift
     for ((i = 0; i < n; i++)); do
         "$@" && return 0

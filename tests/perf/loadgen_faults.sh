@@ -3,7 +3,8 @@
 #
 # tao-loadgen must notice every fault tao-faulty-echo makes, name it with the
 # right counter (and not with the others: they are counted apart), and exit
-# non-zero; a stalled server too. Against the real Tao-C echo server it must
+# non-zero; a stalled server too. With --allow-lost a closed connection is
+# reported as lost and is not an error, while every other fault still is. Against the real Tao-C echo server it must
 # report no error at all and exit 0. Exit 77 when io_uring is unavailable.
 set -uo pipefail
 
@@ -77,6 +78,22 @@ fault flip corrupted lost duplicated reordered closed stalled
 fault drop lost corrupted duplicated reordered closed stalled
 fault reorder reordered corrupted lost duplicated closed stalled
 fault close closed corrupted duplicated reordered
+
+# --allow-lost: the closed connection is reported as lost, not as an error,
+# and the three others are still checked (a flipped byte still fails).
+echo "== --fault close, --allow-lost"
+start "$faulty" --fault close --nth 100
+load -c 4 -d 4 --duration 1 --warmup 0.2 --allow-lost --json "$tmp/lost.json"
+stop
+[ $rc -eq 0 ] || fail "close, --allow-lost: exit status $rc"
+[ "$(count closed)" = 0 ] || fail "close, --allow-lost: counted as closed"
+grep -q "lost conns   1 closed by the server" "$tmp/out" || fail "close, --allow-lost: not 1 lost"
+grep -q '"lost_conns":1,' "$tmp/lost.json" || fail "close, --allow-lost: JSON has no lost_conns 1"
+grep -q '"ok":true' "$tmp/lost.json" || fail "close, --allow-lost: JSON says not ok"
+start "$faulty" --fault flip --nth 100
+load -c 4 -d 4 --duration 1 --warmup 0.2 --allow-lost
+stop
+[ $rc -ne 0 ] || fail "flip, --allow-lost: exit status 0 despite the fault"
 
 echo "== a stalled server: a dropped reply with one frame in flight"
 start "$faulty" --fault drop --nth 50

@@ -7,9 +7,10 @@ if(TARGET tao-bench-core AND TAO_WITH_JEMALLOC)
     set_tests_properties(perf/jemalloc_linked PROPERTIES TIMEOUT 30 LABELS "perf;unit")
 endif()
 
-# The load generator's pure parts: payloads, sequence tracking, histogram.
+# The load generator's pure parts: payloads, sequence tracking, histogram,
+# reports.
 if(TARGET tao_loadgen_core)
-    foreach(t payload seqtrack hist)
+    foreach(t payload seqtrack hist report)
         tao_test(perf/loadgen/test_${t} LABELS perf unit)
         target_link_libraries(perf_loadgen_test_${t} PRIVATE tao_loadgen_core)
     endforeach()
