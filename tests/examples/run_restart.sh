@@ -10,6 +10,11 @@
 #             server with it as descriptor 3 (LISTEN_FDS) on the storm's
 #             first connection; each later generation takes the socket
 #             from its predecessor by hand-over (--handover).
+#   systemd   the socket is held outside the server, as systemd holds a
+#             socket unit's (socket_holder.py), and each generation is
+#             stopped (SIGTERM, a graceful stop) before the next starts
+#             with the socket as descriptor 3 (LISTEN_FDS), as `systemctl
+#             restart` does: in between, connections wait in its queue.
 #   handover  the first server binds its own sockets (two loops, two
 #             SO_REUSEPORT sockets); each later generation takes them by
 #             hand-over.
@@ -142,8 +147,26 @@ case_handover() {
     run_generations "$pid"
 }
 
+case_systemd() {
+    python3 "$(dirname "$0")/socket_holder.py" "$tmp" "$generations" "$server" --loops 2 \
+        >"$tmp/holder.log" 2>&1 &
+    local holder=$!
+    pids+=("$holder")
+    until_ok 300 test -s "$tmp/port" || fail "the holder does not listen"
+    start_storm "$(cat "$tmp/port")"
+    until_ok 3000 grep -q "generation $((generations + 1)) serves" "$tmp/holder.log" ||
+        fail "not every generation served"
+    grep -q "listening on 127.0.0.1:$(cat "$tmp/port")\$" "$tmp/gen1.out" ||
+        fail "the server did not listen on the socket it was given"
+    stop_storm
+    touch "$tmp/storm.done"
+    until_ok 600 exited "$holder" || fail "the holder did not end"
+    wait "$holder" || fail "the holder failed"
+    cat "$tmp/holder.log"
+}
+
 case "$case_name" in
-activate | handover) "case_$case_name" ;;
+activate | handover | systemd) "case_$case_name" ;;
 *) fail "unknown case" ;;
 esac
 echo "ok: restart $case_name"

@@ -14,8 +14,9 @@ if(TARGET tao-echo-server)
     endforeach()
 
     # Restarts under a connection storm: systemd-socket-activate, then
-    # hand-over from generation to generation; and hand-over alone.
-    foreach(case activate handover)
+    # hand-over from generation to generation; hand-over alone; and a socket
+    # held outside the server while it restarts, as systemd does.
+    foreach(case activate handover systemd)
         tao_backend_test(NAME examples/restart-${case} TIMEOUT 300 LABELS examples
                          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_restart.sh ${case}
                                  $<TARGET_FILE:tao-echo-server>)
