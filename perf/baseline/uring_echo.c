@@ -35,20 +35,13 @@
 #include <unistd.h>
 
 #include "engine/compat.h"
+#include "perf/baseline/echo.h"
 #include "perf/baseline/listen.h"
 
-#define HDR 8
-#define MAX_PAYLOAD (8u << 20)
 #define OUT_HIGH (4u << 20)
-#define OUT_KEEP (64u << 10) /* a drained buffer larger than this is freed */
 #define BGID 0
 
 enum { OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT };
-
-typedef struct buf {
-    uint8_t *p;
-    size_t off, len, cap; /* bytes [off, len) are pending */
-} buf_t;
 
 typedef struct conn conn_t;
 struct conn {
@@ -60,9 +53,9 @@ struct conn {
     bool dead;       /* broken: close once nothing is in flight */
     bool dirty;      /* on the flush list */
     conn_t *next_dirty;
-    buf_t in;      /* the start of a frame that has not fully arrived */
-    buf_t out;     /* being sent */
-    buf_t pending; /* gathered while a send is in flight */
+    pb_buf_t in;      /* the start of a frame that has not fully arrived */
+    pb_buf_t out;     /* being sent */
+    pb_buf_t pending; /* gathered while a send is in flight */
 };
 
 static struct io_uring ring;
@@ -71,12 +64,6 @@ static uint8_t *bufs;
 static unsigned nbufs = 256, buf_size = 16u << 10, returned;
 static conn_t *dirty;
 static int lfd;
-static volatile sig_atomic_t stop;
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static void *tag(conn_t *c, int op)
 {
@@ -89,42 +76,6 @@ static struct io_uring_sqe *sqe_get(void)
     while (!(sqe = io_uring_get_sqe(&ring)))
         io_uring_submit(&ring);
     return sqe;
-}
-
-static int buf_append(buf_t *b, const uint8_t *p, size_t n)
-{
-    if (b->len + n > b->cap) {
-        if (b->off) {
-            memmove(b->p, b->p + b->off, b->len - b->off);
-            b->len -= b->off;
-            b->off = 0;
-        }
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        if (cap != b->cap) {
-            uint8_t *np = realloc(b->p, cap);
-            if (!np)
-                return -1;
-            b->p = np;
-            b->cap = cap;
-        }
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-static void buf_consumed(buf_t *b)
-{
-    if (b->off < b->len)
-        return;
-    b->off = b->len = 0;
-    if (b->cap > OUT_KEEP) {
-        free(b->p);
-        b->p = NULL;
-        b->cap = 0;
-    }
 }
 
 static size_t unsent(const conn_t *c)
@@ -174,9 +125,9 @@ static bool maybe_free(conn_t *c)
     if (!c->dead && !(c->eof && unsent(c) == 0))
         return false;
     close(c->fd);
-    free(c->in.p);
-    free(c->out.p);
-    free(c->pending.p);
+    pb_buf_free(&c->in);
+    pb_buf_free(&c->out);
+    pb_buf_free(&c->pending);
     free(c);
     return true;
 }
@@ -188,51 +139,13 @@ static void kill_conn(conn_t *c)
         cancel_recv(c);
 }
 
-/* Echo every complete frame of p[0..n) into the pending output. Returns
- * the bytes used, or -1 for a frame over the limit. */
-static ssize_t echo_frames(conn_t *c, const uint8_t *p, size_t n)
-{
-    size_t off = 0;
-    while (n - off >= HDR) {
-        uint32_t len = le32(p + off + 4);
-        if (len > MAX_PAYLOAD)
-            return -1;
-        if (n - off - HDR < len)
-            break;
-        if (buf_append(&c->pending, p + off, HDR + (size_t)len) < 0)
-            return -1;
-        off += HDR + (size_t)len;
-    }
-    return (ssize_t)off;
-}
-
-/* New bytes: straight from the receive buffer when no partial frame waits,
- * through the connection's input buffer otherwise. */
-static int consume(conn_t *c, const uint8_t *p, size_t n)
-{
-    if (c->in.len == c->in.off) {
-        ssize_t used = echo_frames(c, p, n);
-        if (used < 0)
-            return -1;
-        return (size_t)used < n ? buf_append(&c->in, p + used, n - (size_t)used) : 0;
-    }
-    if (buf_append(&c->in, p, n) < 0)
-        return -1;
-    ssize_t used = echo_frames(c, c->in.p + c->in.off, c->in.len - c->in.off);
-    if (used < 0)
-        return -1;
-    c->in.off += (size_t)used;
-    buf_consumed(&c->in);
-    return 0;
-}
-
 static void on_recv(conn_t *c, const struct io_uring_cqe *cqe)
 {
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         uint8_t *p = bufs + (size_t)bid * buf_size;
-        if (cqe->res > 0 && !c->dead && consume(c, p, (size_t)cqe->res) < 0)
+        if (cqe->res > 0 && !c->dead && pb_echo(&c->in, &c->pending, p, (size_t)cqe->res) < 0)
             kill_conn(c);
         /* Decoded or copied: the buffer goes back at once. */
         io_uring_buf_ring_add(br, p, buf_size, (unsigned short)bid, io_uring_buf_ring_mask(nbufs),
@@ -261,7 +174,7 @@ static void on_send(conn_t *c, const struct io_uring_cqe *cqe)
         kill_conn(c);
     } else {
         c->out.off += (size_t)cqe->res;
-        buf_consumed(&c->out);
+        pb_buf_consumed(&c->out);
     }
     mark_dirty(c);
 }
@@ -273,7 +186,7 @@ static void flush(conn_t *c)
     c->dirty = false;
     if (!c->dead && !c->sending) {
         if (c->out.off == c->out.len && c->pending.len > c->pending.off) {
-            buf_t t = c->out;
+            pb_buf_t t = c->out;
             c->out = c->pending;
             c->pending = t;
         }
@@ -343,7 +256,7 @@ static int setup(void)
 static void serve(void)
 {
     arm_accept();
-    while (!stop) {
+    while (!pb_stop) {
         int rc = io_uring_submit_and_wait(&ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
             fprintf(stderr, "tao-uring-echo: io_uring_enter: %s\n", strerror(-rc));
@@ -377,11 +290,6 @@ static void serve(void)
             flush(c);
         }
     }
-}
-
-static void on_signal(int sig)
-{
-    stop = 1;
 }
 
 int main(int argc, char **argv)
@@ -422,14 +330,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tao-uring-echo: io_uring setup: %s\n", strerror(-rc));
         return 1;
     }
-    /* No SA_RESTART: the signal must interrupt io_uring_enter. */
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    /* The same line as the Tao-C examples print: scripts read the port from it. */
-    printf("tao-uring-echo listening on %.*s:%d\n", (int)(strrchr(addr, ':') - addr), addr, port);
-    fflush(stdout);
+    pb_ready("tao-uring-echo", addr, port);
     serve();
     io_uring_queue_exit(&ring);
     close(lfd);
