@@ -125,6 +125,7 @@ tao_conn_t *tao__conn_alloc(tao__loop_t *loop, tao__endpoint_t *ep, uint64_t id,
     c->xport = ep->xport;
     c->fd = -1;
     c->id = id;
+    c->out.cache = &loop->chunks;
     atomic_init(&c->refs, 1); /* the loop's */
     atomic_init(&c->connected, true);
     c->recv_op.kind = OP_RECV;

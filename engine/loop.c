@@ -65,6 +65,7 @@ void tao__loop_deinit(tao__loop_t *loop)
     free(loop->to_worker);
     loop->to_worker = NULL;
     tao__sendctx_free_all(loop);
+    tao__chunk_cache_drain(&loop->chunks);
 }
 
 bool tao__loop_behind(tao__loop_t *loop)

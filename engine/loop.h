@@ -14,6 +14,7 @@
 #include "engine/backend.h"
 #include "engine/list.h"
 #include "engine/mailbox.h"
+#include "engine/outq.h"
 #include "engine/timerwheel.h"
 
 typedef struct tao__runtime tao__runtime_t;
@@ -77,6 +78,7 @@ struct tao__loop {
     tao_conn_t *dirty;                /* connections with output to flush */
     tao_conn_t *nobufs, *nobufs_tail; /* receives to re-arm, oldest first */
     tao__sendctx_t *free_ctx;
+    tao__chunk_cache_t chunks; /* spare output chunks (outq.c) */
 
     bool stopping;
     tao__timer_t stop_deadline;

@@ -4,8 +4,19 @@
  * Copied messages are packed back to back into chunks (header, payload,
  * trailer), so a burst of small replies is a few iovecs; an owned, lent or
  * registered payload gets a chunk of its own that points at it. Pure:
- * send.c does the sending, and tests/unit/test_outq.c includes this file. */
+ * send.c does the sending, and tests/unit/test_outq.c includes this file.
+ *
+ * Spare chunks: a packing chunk (CHUNK_MIN bytes in all) that the queue
+ * has sent is not freed but kept on its loop's cache (q->cache), up to
+ * CACHE_MAX of them, and the next packing chunk of any queue of that loop
+ * is taken from there: a burst of small replies then costs no malloc and
+ * no free. The cache belongs to the loop's thread, as the queues do; a
+ * chunk on it is owned by the cache alone (no queue points at it, its
+ * payload fields are reset when it is taken), and only chunk_drop puts one
+ * there, after letting go of what the chunk carried. The loop frees the
+ * cache at its end (tao__chunk_cache_drain). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,13 +26,15 @@
 #include "engine/send.h"
 
 #define CHUNK_MIN 4096
+#define CACHE_MAX 128 /* 512 KiB per loop at most */
+#define CACHE_CAP (CHUNK_MIN - sizeof(tao__chunk_t))
 
 size_t tao__chunk_bytes(const tao__chunk_t *k)
 {
     return k->len + k->ext_len + k->post_len;
 }
 
-void tao__chunk_free(tao__chunk_t *k)
+static void chunk_let_go(tao__chunk_t *k)
 {
     if (k->zc_loop)
         tao__zc_put(k->zc_loop, k->zc_slot);
@@ -29,7 +42,37 @@ void tao__chunk_free(tao__chunk_t *k)
         tao__buf_put(k->lent, k->lent_bid);
     else if (k->free_fn)
         k->free_fn(k->ext, k->free_user);
+}
+
+void tao__chunk_free(tao__chunk_t *k)
+{
+    chunk_let_go(k);
     free(k);
+}
+
+/* A chunk leaves q: onto the loop's cache when it is a packing chunk and
+ * there is room, else freed. */
+static void chunk_drop(tao__outq_t *q, tao__chunk_t *k)
+{
+    tao__chunk_cache_t *cache = q->cache;
+    bool plain = k->cap == CACHE_CAP && !k->ext && !k->zc_loop && !k->lent && !k->free_fn;
+    if (!cache || !plain || cache->n >= CACHE_MAX) {
+        tao__chunk_free(k);
+        return;
+    }
+    k->next = cache->free;
+    cache->free = k;
+    cache->n++;
+}
+
+void tao__chunk_cache_drain(tao__chunk_cache_t *cache)
+{
+    while (cache->free) {
+        tao__chunk_t *k = cache->free;
+        cache->free = k->next;
+        free(k);
+    }
+    cache->n = 0;
 }
 
 void tao__outq_append(tao__outq_t *q, tao__chunk_t *k)
@@ -77,7 +120,15 @@ int tao__outq_push_copy(tao__outq_t *q, const tao_frame_hdr_t *h, const void *pa
         q->bytes += total;
         return 0;
     }
-    k = tao__chunk_new(total < CHUNK_MIN - sizeof *k ? CHUNK_MIN - sizeof *k : total);
+    if (total <= CACHE_CAP && q->cache && q->cache->free) {
+        k = q->cache->free;
+        q->cache->free = k->next;
+        q->cache->n--;
+        memset(k, 0, sizeof *k);
+        k->cap = (uint32_t)CACHE_CAP;
+    } else {
+        k = tao__chunk_new(total < CACHE_CAP ? CACHE_CAP : total);
+    }
     if (!k)
         return -ENOMEM;
     put_frame(k, h, payload, len);
@@ -119,7 +170,7 @@ void tao__outq_clear(tao__outq_t *q)
     while (q->head) {
         tao__chunk_t *k = q->head;
         q->head = k->next;
-        tao__chunk_free(k);
+        chunk_drop(q, k);
     }
     q->tail = NULL;
     q->bytes = 0;
@@ -134,7 +185,7 @@ void tao__outq_advance(tao__outq_t *q, size_t n)
         tao__chunk_t *k = q->head;
         n -= tao__chunk_bytes(k);
         q->head = k->next;
-        tao__chunk_free(k);
+        chunk_drop(q, k);
     }
     if (!q->head)
         q->tail = NULL;

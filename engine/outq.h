@@ -35,10 +35,18 @@ struct tao__chunk {
     uint8_t data[];
 };
 
+/* A loop's spare packing chunks, for its connections' queues to reuse
+ * (the rule is at the top of outq.c). */
+typedef struct tao__chunk_cache {
+    tao__chunk_t *free;
+    unsigned n;
+} tao__chunk_cache_t;
+
 typedef struct tao__outq {
     tao__chunk_t *head, *tail;
-    size_t bytes;    /* unsent bytes */
-    size_t head_off; /* bytes of head already sent */
+    size_t bytes;              /* unsent bytes */
+    size_t head_off;           /* bytes of head already sent */
+    tao__chunk_cache_t *cache; /* the owning loop's, or NULL: malloc and free */
 } tao__outq_t;
 
 #define TAO__IOV_MAX 64
@@ -63,5 +71,7 @@ int tao__outq_gather(const tao__outq_t *q, struct iovec *iov);
 /* n bytes were sent: drop them from the front. */
 void tao__outq_advance(tao__outq_t *q, size_t n);
 void tao__outq_clear(tao__outq_t *q);
+/* Free every spare chunk (the loop's end). */
+void tao__chunk_cache_drain(tao__chunk_cache_t *cache);
 
 #endif

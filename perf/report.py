@@ -9,8 +9,9 @@ OUT_DIR/chart.dat and OUT_DIR/chart.gp (perf.sh runs gnuplot on it), and
 prints the table. The key=value arguments describe the machine and the
 method; they go into the report as given.
 
-Every figure is a median over the repetitions. Ratios against the epoll
-baseline are paired: each run is divided by the baseline run of the same
+Every figure is a median over the repetitions. Ratios against the two
+baselines (the hand-written epoll echo, and the bare liburing echo: the
+ceiling) are paired: each run is divided by the baseline run of the same
 cell and repetition (run next to it), and the median of those ratios is
 reported, which cancels slow drifts of a shared machine.
 """
@@ -22,7 +23,9 @@ import statistics
 import sys
 
 BASE = "epoll"
-SERVERS = ["tao-inline", "tao-workers", "tao-epoll", "epoll"]
+CEIL = "uring"
+BASELINES = (BASE, CEIL)
+SERVERS = ["tao-inline", "tao-workers", "tao-epoll", "epoll", "uring"]
 CELL_TEXT = {
     "latency": "latency: 1 conn, 1 in flight, 64 B",
     "conns64": "64 conns, 1 in flight, 64 B",
@@ -34,19 +37,29 @@ CELL_TEXT = {
     "idle": "idle connections: server memory",
 }
 
-# (what, cell, comparison, limit, text): what is "cpu" (server CPU per
-# message, Tao-C inline / epoll), "tput" (throughput, Tao-C inline /
-# epoll), "workers" (server CPU per message, workers / inline), "epollbe"
-# (server CPU per message, Tao-C inline on its epoll backend / epoll) or
-# "memory" (bytes of server RSS per idle connection, Tao-C inline).
+# What a target compares: (text, server, other server, metric name). "memory"
+# (bytes of server RSS per idle connection, Tao-C inline) has no pair.
+COMPARE = {
+    "cpu": ("server CPU/msg, Tao-C inline vs epoll", "tao-inline", BASE, "cpu"),
+    "cpu_uring": ("server CPU/msg, Tao-C inline vs the bare liburing echo", "tao-inline", CEIL,
+                  "cpu"),
+    "tput": ("throughput, Tao-C inline vs epoll", "tao-inline", BASE, "tput"),
+    "workers": ("server CPU/msg, workers vs inline", "tao-workers", "tao-inline", "cpu"),
+    "workers_epoll": ("server CPU/msg, workers vs epoll", "tao-workers", BASE, "cpu"),
+    "epollbe": ("server CPU/msg, Tao-C inline on its epoll backend vs epoll", "tao-epoll", BASE,
+                "cpu"),
+}
+SMALL = ("conns64", "pipelined", "mid", "conns1000")
+ALL = ("latency", "conns64", "pipelined", "mid", "large", "conns1000", "storm")
+# (what, cell, comparison, limit): issue 17's targets, then the epoll
+# backend's.
 TARGETS = (
-    [("cpu", c, "<=", 0.9) for c in ("conns64", "mid", "conns1000")]
-    + [("cpu", c, "<=", 1.0) for c in ("pipelined", "large")]
-    + [("tput", c, ">=", 1.0)
-       for c in ("latency", "conns64", "pipelined", "mid", "large", "conns1000", "storm")]
-    + [("workers", "pipelined", "<=", 1.5), ("memory", "idle", "<=", 4096.0)]
-    + [("epollbe", c, "<=", 1.15)
-       for c in ("latency", "conns64", "pipelined", "mid", "large", "conns1000", "storm")]
+    [("cpu", c, "<=", 0.85) for c in SMALL] + [("cpu", "large", "<=", 1.0)]
+    + [("cpu_uring", c, "<=", 0.95) for c in SMALL] + [("cpu_uring", "large", "<=", 1.0)]
+    + [("tput", c, ">=", 1.0) for c in ALL]
+    + [("workers", "pipelined", "<=", 1.25), ("workers_epoll", "conns64", "<=", 1.0),
+       ("memory", "idle", "<=", 1024.0)]
+    + [("epollbe", c, "<=", 1.15) for c in ALL]
 )
 
 
@@ -117,9 +130,10 @@ def summarize(runs, cells):
                           "client_cpu_us_per_msg"):
                     row[k] = med([r.get(k) for r in rs])
                 row["server_cpu_us_per_msg"] = med([cpu_per_msg(r) for r in rs])
-                if server != BASE:
-                    row["cpu_vs_base"] = paired(runs, cell, server, BASE, cpu_per_msg)
-                    row["tput_vs_base"] = paired(runs, cell, server, BASE, tput)
+                for b in BASELINES:
+                    if server not in BASELINES:
+                        row[f"cpu_vs_{b}"] = paired(runs, cell, server, b, cpu_per_msg)
+                        row[f"tput_vs_{b}"] = paired(runs, cell, server, b, tput)
             rows.append(row)
     return rows
 
@@ -130,20 +144,12 @@ def judge(runs, rows, idle_conns):
     out = []
     for what, cell, cmp, limit in TARGETS:
         spread = []
-        if what == "cpu":
-            desc = f"{cell}: server CPU/msg, Tao-C inline vs epoll, at most {limit:.2f}x"
-            spread = paired_all(runs, cell, "tao-inline", BASE, cpu_per_msg)
-        elif what == "tput":
-            desc = f"{cell}: throughput, Tao-C inline vs epoll, at least {limit:.2f}x"
-            spread = paired_all(runs, cell, "tao-inline", BASE, tput)
-        elif what == "workers":
-            desc = f"{cell}: server CPU/msg, workers vs inline, at most {limit:.2f}x"
-            spread = paired_all(runs, cell, "tao-workers", "tao-inline", cpu_per_msg)
-        elif what == "epollbe":
-            desc = (f"{cell}: server CPU/msg, Tao-C inline on its epoll backend vs epoll, "
-                    f"at most {limit:.2f}x")
-            spread = paired_all(runs, cell, "tao-epoll", BASE, cpu_per_msg)
         if what != "memory":
+            text, server, other, metric = COMPARE[what]
+            bound = "at most" if cmp == "<=" else "at least"
+            desc = f"{cell}: {text}, {bound} {limit:.2f}x"
+            spread = paired_all(runs, cell, server, other,
+                                cpu_per_msg if metric == "cpu" else tput)
             v = med(spread)
         else:
             desc = f"idle memory: Tao-C inline, at most {limit:.0f} bytes per connection"
@@ -189,7 +195,7 @@ def fmt(v, spec, none="-"):
 def table_lines(rows):
     head = (f"{'cell':<10} {'server':<11} {'msgs/s':>9} {'MB/s':>7} {'srv us/msg':>10} "
             f"{'lg us/msg':>9} {'p50 us':>8} {'p99 us':>8} {'cpu/epoll':>9} {'tput/epoll':>10} "
-            f"{'errors':>6}")
+            f"{'cpu/uring':>9} {'tput/uring':>10} {'errors':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if r["cell"] == "idle":
@@ -202,15 +208,17 @@ def table_lines(rows):
             f"{r['cell']:<10} {r['server']:<11} {fmt(r['msgs_per_s'], '.0f'):>9} "
             f"{fmt(r['mb_per_s'], '.1f'):>7} {fmt(r['server_cpu_us_per_msg'], '.2f'):>10} "
             f"{fmt(r['client_cpu_us_per_msg'], '.2f'):>9} {fmt(r['p50_us'], '.1f'):>8} "
-            f"{fmt(r['p99_us'], '.1f'):>8} {fmt(r.get('cpu_vs_base'), '.2f'):>9} "
-            f"{fmt(r.get('tput_vs_base'), '.2f'):>10} {r['errors']:>6}")
+            f"{fmt(r['p99_us'], '.1f'):>8} {fmt(r.get('cpu_vs_epoll'), '.2f'):>9} "
+            f"{fmt(r.get('tput_vs_epoll'), '.2f'):>10} {fmt(r.get('cpu_vs_uring'), '.2f'):>9} "
+            f"{fmt(r.get('tput_vs_uring'), '.2f'):>10} {r['errors']:>6}")
     return lines
 
 
 def write_csv(path, rows):
     keys = ["cell", "server", "runs", "msgs_per_s", "mb_per_s", "server_cpu_us_per_msg",
-            "client_cpu_us_per_msg", "p50_us", "p99_us", "p999_us", "cpu_vs_base",
-            "tput_vs_base", "bytes_per_conn", "errors", "failed"]
+            "client_cpu_us_per_msg", "p50_us", "p99_us", "p999_us", "cpu_vs_epoll",
+            "tput_vs_epoll", "cpu_vs_uring", "tput_vs_uring", "bytes_per_conn", "errors",
+            "failed"]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
@@ -225,7 +233,7 @@ def write_chart(out, rows, cells):
                 "epollbe_tput (ratios to epoll)\n")
         for c in cells:
             vals = []
-            for k in ("cpu_vs_base", "tput_vs_base"):
+            for k in ("cpu_vs_epoll", "tput_vs_epoll"):
                 for s in ("tao-inline", "tao-workers", "tao-epoll"):
                     v = by.get((c, s), {}).get(k)
                     vals.append("NaN" if v is None else f"{v:.4f}")
@@ -259,8 +267,9 @@ unset multiplot
 
 def md_results(rows, meta):
     lines = ["| cell | server | msgs/s | MB/s | server µs/msg | loadgen µs/msg | p50 µs | p99 µs "
-             "| p999 µs | CPU vs epoll | throughput vs epoll | errors |",
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+             "| p999 µs | CPU vs epoll | throughput vs epoll | CPU vs uring | throughput vs uring "
+             "| errors |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
         if r["cell"] == "idle":
             continue
@@ -269,7 +278,8 @@ def md_results(rows, meta):
             f"{fmt(r['mb_per_s'], '.1f')} | {fmt(r['server_cpu_us_per_msg'], '.2f')} | "
             f"{fmt(r['client_cpu_us_per_msg'], '.2f')} | {fmt(r['p50_us'], '.1f')} | "
             f"{fmt(r['p99_us'], '.1f')} | {fmt(r['p999_us'], '.1f')} | "
-            f"{ratio(r.get('cpu_vs_base'))} | {ratio(r.get('tput_vs_base'))} | {r['errors']} |")
+            f"{ratio(r.get('cpu_vs_epoll'))} | {ratio(r.get('tput_vs_epoll'))} | "
+            f"{ratio(r.get('cpu_vs_uring'))} | {ratio(r.get('tput_vs_uring'))} | {r['errors']} |")
     return lines
 
 
@@ -295,8 +305,8 @@ def md_report(out, rows, verdicts, meta, cells, other):
          f"Mode **{meta.get('mode')}**: {meta.get('reps')} repetition(s) of every cell, "
          f"{meta.get('duration')} s measured after {meta.get('warmup')} s of warmup per run, "
          f"servers interleaved and their order rotated each repetition; figures are medians, "
-         f"ratios are medians of paired ratios (each run against the epoll run of the same "
-         f"cell and repetition). The run took {meta.get('seconds')} s.", "",
+         f"ratios are medians of paired ratios (each run against the baseline's run of the "
+         f"same cell and repetition). The run took {meta.get('seconds')} s.", "",
          f"- Machine: {meta.get('cpu_model')}, {meta.get('cpus')} CPU(s), Linux "
          f"{meta.get('kernel')}; commit {meta.get('commit')}.",
          f"- Pinning: {meta.get('pinning')}.",
@@ -306,7 +316,9 @@ def md_report(out, rows, verdicts, meta, cells, other):
          f"the load generator, so this measures the cost of the hop, not extra parallelism); "
          f"**tao-epoll** `{meta.get('cmd_tao-epoll')}` (handlers on the I/O loop, on the "
          f"engine's epoll backend, as where io_uring is refused); "
-         f"**epoll** `{meta.get('cmd_epoll')}` (the hand-written baseline).",
+         f"**epoll** `{meta.get('cmd_epoll')}` (the hand-written baseline); "
+         f"**uring** `{meta.get('cmd_uring')}` (the ceiling: a bare liburing echo, no "
+         f"framework).",
          f"- Backends the Tao-C servers ran on: tao-inline "
          f"{meta.get('backend_tao-inline') or '?'}, tao-workers "
          f"{meta.get('backend_tao-workers') or '?'}, tao-epoll "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark: Tao-C's echo server, with handlers inline and on a worker,
-# and inline on the epoll backend, against a hand-written epoll echo server,
-# over a matrix of loads.
+# and inline on the epoll backend, against two baselines written by hand, an
+# epoll echo server and a bare liburing one (the ceiling), over a matrix of
+# loads.
 #
 #   scripts/perf.sh            quick: about two and a half minutes
 #   scripts/perf.sh --full     longer runs, more repetitions
@@ -71,7 +72,7 @@ smoke)
     cells=(pipelined storm)
     reps=1 warmup=0.1 duration=0.3 idle_conns=200 idle_reps=1 idle_hold=0.2 ;;
 esac
-servers=(tao-inline tao-workers tao-epoll epoll)
+servers=(tao-inline tao-workers tao-epoll epoll uring)
 
 # ---- setup and build -----------------------------------------------------------
 if [ $setup = 1 ]; then
@@ -81,7 +82,7 @@ if [ -z "$bin" ]; then
     bin=build/release
     echo "perf: building the release in $bin" >&2
     cmake -S . -B "$bin" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$bin" -j2 --target tao-echo-server tao-epoll-echo tao-loadgen tao-kv-server \
+    cmake --build "$bin" -j2 --target tao-echo-server tao-epoll-echo tao-uring-echo tao-loadgen tao-kv-server \
         tao-http-server >/dev/null
 fi
 bin=$(cd "$bin" && pwd)
@@ -89,8 +90,9 @@ tao_echo=$bin/examples/tao-echo-server
 tao_kv=$bin/examples/tao-kv-server
 tao_http=$bin/examples/tao-http-server
 epoll_echo=$bin/perf/tao-epoll-echo
+uring_echo=$bin/perf/tao-uring-echo
 loadgen=$bin/perf/tao-loadgen
-for p in "$tao_echo" "$epoll_echo" "$loadgen"; do
+for p in "$tao_echo" "$epoll_echo" "$uring_echo" "$loadgen"; do
     [ -x "$p" ] || { echo "perf: $p is missing" >&2; exit 1; }
 done
 
@@ -131,6 +133,7 @@ server_argv() {
     tao-workers) srv_argv=("$tao_echo" --workers 1 --loops 1) ;;
     tao-epoll) srv_argv=(env TAO_BACKEND=epoll "$tao_echo" --workers 0 --loops 1) ;;
     epoll) srv_argv=("$epoll_echo") ;;
+    uring) srv_argv=("$uring_echo") ;;
     esac
 }
 
@@ -282,7 +285,7 @@ python3 perf/report.py "$out" "${meta[@]}" \
     "cmd_tao-inline=tao-echo-server --workers 0 --loops 1" \
     "cmd_tao-workers=tao-echo-server --workers 1 --loops 1" \
     "cmd_tao-epoll=TAO_BACKEND=epoll tao-echo-server --workers 0 --loops 1" \
-    "cmd_epoll=tao-epoll-echo" \
+    "cmd_epoll=tao-epoll-echo" "cmd_uring=tao-uring-echo" \
     "backend_tao-inline=${backend[tao-inline]:-}" "backend_tao-workers=${backend[tao-workers]:-}" \
     "backend_tao-epoll=${backend[tao-epoll]:-}"
 if command -v gnuplot >/dev/null; then

@@ -25,116 +25,28 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "perf/baseline/echo.h"
 #include "perf/baseline/listen.h"
 
-#define HDR 8
-#define MAX_PAYLOAD (8u << 20)
 #define READ_BUF (64u << 10)
 #define OUT_HIGH (4u << 20)
-#define OUT_KEEP (64u << 10) /* a drained output buffer larger than this is freed */
-
-typedef struct buf {
-    uint8_t *p;
-    size_t off, len, cap; /* bytes [off, len) are pending */
-} buf_t;
 
 typedef struct conn {
     int fd;
     bool paused; /* too much unsent output: not reading */
     bool eof;    /* the peer is done: close once the output is written */
-    buf_t in;    /* the start of a frame that has not fully arrived */
-    buf_t out;
+    pb_buf_t in; /* the start of a frame that has not fully arrived */
+    pb_buf_t out;
 } conn_t;
 
 static uint8_t rbuf[READ_BUF];
-static volatile sig_atomic_t stop;
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static int buf_append(buf_t *b, const uint8_t *p, size_t n)
-{
-    if (b->len + n > b->cap) {
-        if (b->off) {
-            memmove(b->p, b->p + b->off, b->len - b->off);
-            b->len -= b->off;
-            b->off = 0;
-        }
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        if (cap != b->cap) {
-            uint8_t *np = realloc(b->p, cap);
-            if (!np)
-                return -1;
-            b->p = np;
-            b->cap = cap;
-        }
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-static void buf_consumed(buf_t *b, size_t max_keep)
-{
-    if (b->off < b->len)
-        return;
-    b->off = b->len = 0;
-    if (b->cap > max_keep) {
-        free(b->p);
-        b->p = NULL;
-        b->cap = 0;
-    }
-}
 
 static void conn_close(conn_t *c)
 {
     close(c->fd); /* also takes it out of the epoll set */
-    free(c->in.p);
-    free(c->out.p);
+    pb_buf_free(&c->in);
+    pb_buf_free(&c->out);
     free(c);
-}
-
-/* Echo every complete frame of p[0..n) into the output buffer. Returns the
- * bytes used, or -1 for a frame over the limit. */
-static ssize_t echo_frames(conn_t *c, const uint8_t *p, size_t n)
-{
-    size_t off = 0;
-    while (n - off >= HDR) {
-        uint32_t len = le32(p + off + 4);
-        if (len > MAX_PAYLOAD)
-            return -1;
-        if (n - off - HDR < len)
-            break;
-        /* The reply: the same header and payload. */
-        if (buf_append(&c->out, p + off, HDR + (size_t)len) < 0)
-            return -1;
-        off += HDR + (size_t)len;
-    }
-    return (ssize_t)off;
-}
-
-/* New bytes: straight from the read buffer when no partial frame waits,
- * through the connection's input buffer otherwise. */
-static int consume(conn_t *c, const uint8_t *p, size_t n)
-{
-    if (c->in.len == c->in.off) {
-        ssize_t used = echo_frames(c, p, n);
-        if (used < 0)
-            return -1;
-        return (size_t)used < n ? buf_append(&c->in, p + used, n - (size_t)used) : 0;
-    }
-    if (buf_append(&c->in, p, n) < 0)
-        return -1;
-    ssize_t used = echo_frames(c, c->in.p + c->in.off, c->in.len - c->in.off);
-    if (used < 0)
-        return -1;
-    c->in.off += (size_t)used;
-    buf_consumed(&c->in, OUT_KEEP);
-    return 0;
 }
 
 /* Returns -1 when the connection is broken. */
@@ -151,7 +63,7 @@ static int flush(conn_t *c)
         /* EAGAIN: EPOLLOUT (registered once, edge-triggered) tells us when. */
         return n < 0 && errno == EAGAIN ? 0 : -1;
     }
-    buf_consumed(&c->out, OUT_KEEP);
+    pb_buf_consumed(&c->out);
     return 0;
 }
 
@@ -167,7 +79,7 @@ static int read_batch(conn_t *c)
         }
         ssize_t n = read(c->fd, rbuf, sizeof rbuf);
         if (n > 0) {
-            if (consume(c, rbuf, (size_t)n) < 0)
+            if (pb_echo(&c->in, &c->out, rbuf, (size_t)n) < 0)
                 return -1;
             if ((size_t)n < sizeof rbuf)
                 return 0;
@@ -229,7 +141,7 @@ static void serve(int lfd)
         perror("tao-epoll-echo: epoll");
         exit(1);
     }
-    while (!stop) {
+    while (!pb_stop) {
         int n = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]), -1);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr)
@@ -239,11 +151,6 @@ static void serve(int lfd)
         }
     }
     close(ep);
-}
-
-static void on_signal(int sig)
-{
-    stop = 1;
 }
 
 int main(int argc, char **argv)
@@ -268,14 +175,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tao-epoll-echo: %s: %s\n", addr, strerror(-lfd));
         return 1;
     }
-    /* No SA_RESTART: the signal must interrupt epoll_wait. */
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    /* The same line as the Tao-C examples print: scripts read the port from it. */
-    printf("tao-epoll-echo listening on %.*s:%d\n", (int)(strrchr(addr, ':') - addr), addr, port);
-    fflush(stdout);
+    pb_ready("tao-epoll-echo", addr, port);
     serve(lfd);
     close(lfd);
     return 0;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -60,4 +61,21 @@ int pb_listen(const char *addr, int *port)
     *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                            : ((struct sockaddr_in *)&ss)->sin_port);
     return fd;
+}
+
+volatile sig_atomic_t pb_stop;
+
+static void on_signal(int sig)
+{
+    pb_stop = 1;
+}
+
+void pb_ready(const char *name, const char *addr, int port)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    printf("%s listening on %.*s:%d\n", name, (int)(strrchr(addr, ':') - addr), addr, port);
+    fflush(stdout);
 }

@@ -32,16 +32,17 @@ fail() {
 }
 [ $rc -eq 0 ] || fail "perf.sh --smoke exited $rc"
 grep -q "^cell .*srv us/msg" "$out/stdout" || fail "no table printed"
-for s in tao-inline tao-workers tao-epoll epoll; do
+for s in tao-inline tao-workers tao-epoll epoll uring; do
     grep -q "^pipelined  *$s " "$out/stdout" || fail "no pipelined row for $s"
 done
 for f in report.md results.jsonl summary.csv chart.gp; do
     [ -s "$out/r/$f" ] || fail "$f missing or empty"
 done
 grep -q "^## Targets" "$out/r/report.md" || fail "report.md has no targets"
-[ "$(wc -l <"$out/r/results.jsonl")" -ge 12 ] || fail "results.jsonl has fewer than 12 runs"
+[ "$(wc -l <"$out/r/results.jsonl")" -ge 15 ] || fail "results.jsonl has fewer than 15 runs"
 grep -q "tao-epoll epoll\." "$out/r/report.md" || fail "the report does not say tao-epoll ran on epoll"
 grep -q "epoll backend vs epoll" "$out/r/report.md" || fail "no target for the epoll backend"
+grep -q "Tao-C inline vs the bare liburing echo" "$out/r/report.md" || fail "no target against the liburing echo"
 if [ ${#peers[@]} -gt 0 ]; then
     grep -q "^## Peers" "$out/r/report.md" || fail "no peers section in the report"
     [ "$(wc -l <"$out/r/peers.jsonl")" -eq 10 ] || fail "peers.jsonl has not 10 runs"

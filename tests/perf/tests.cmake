@@ -28,15 +28,16 @@ if(TARGET tao-loadgen AND TARGET tao-faulty-echo AND TARGET tao-echo-server)
 endif()
 
 # scripts/perf.sh --smoke on this build's programs: table, report and files.
-if(TARGET tao-loadgen AND TARGET tao-epoll-echo AND TARGET tao-echo-server)
+if(TARGET tao-loadgen AND TARGET tao-epoll-echo AND TARGET tao-uring-echo
+   AND TARGET tao-echo-server)
     tao_backend_test(NAME perf/perf_smoke TIMEOUT 180 LABELS perf
                      PROPERTIES RESOURCE_LOCK perf_cpus
                      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/perf_smoke.sh ${PROJECT_SOURCE_DIR}
                              ${PROJECT_BINARY_DIR})
 endif()
 
-# The load generator and the baseline are measured on jemalloc too.
-foreach(p tao-loadgen tao-epoll-echo)
+# The load generator and the baselines are measured on jemalloc too.
+foreach(p tao-loadgen tao-epoll-echo tao-uring-echo)
     if(TARGET ${p} AND TAO_WITH_JEMALLOC)
         add_test(NAME perf/jemalloc_linked_${p}
                  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/check_needed.sh $<TARGET_FILE:${p}>
