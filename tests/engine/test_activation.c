@@ -71,20 +71,6 @@ static tao_server_t *start_on(const int *fds, unsigned n, unsigned loops, const 
     return srv;
 }
 
-static void echo_once(int fd, uint32_t seed)
-{
-    uint8_t out[32], *in;
-    int32_t type;
-    size_t len;
-    t_fill(out, sizeof out, seed);
-    t_send_frame(fd, T_ECHO, out, sizeof out);
-    assert_int_equal(t_read_frame(fd, &type, &in, &len, 10000), 0);
-    assert_int_equal(type, T_ECHO);
-    assert_int_equal(len, sizeof out);
-    assert_memory_equal(in, out, sizeof out);
-    free(in);
-}
-
 static bool still_listening(int fd)
 {
     int acc = 0;
@@ -105,7 +91,7 @@ static void test_inherited(void **state)
     for (int i = 0; i < CONNS; i++)
         fds[i] = t_connect(port);
     for (int i = 0; i < CONNS; i++)
-        echo_once(fds[i], (uint32_t)i);
+        t_echo_once(fds[i], T_ECHO, (uint32_t)i);
     for (int i = 0; i < CONNS; i++)
         close(fds[i]);
     tao_stats_t st;
@@ -131,7 +117,7 @@ static void test_inherited(void **state)
     assert_int_equal(len, sizeof out);
     assert_memory_equal(in, out, sizeof out);
     free(in);
-    echo_once(early, 8);
+    t_echo_once(early, T_ECHO, 8);
     close(early);
     tao_server_stop(srv, 0);
     tao_server_wait(srv);

@@ -51,21 +51,6 @@ static void on_error(tao_server_t *srv, tao_conn_t *conn, int err, const char *w
         atomic_fetch_add(&other_errors, 1);
 }
 
-/* Send a small frame and check its echo. */
-static void echo_once(int fd, uint32_t seed)
-{
-    uint8_t out[32], *in;
-    int32_t type;
-    size_t len;
-    t_fill(out, sizeof out, seed);
-    t_send_frame(fd, T_ECHO, out, sizeof out);
-    assert_int_equal(t_read_frame(fd, &type, &in, &len, 5000), 0);
-    assert_int_equal(type, T_ECHO);
-    assert_int_equal(len, sizeof out);
-    assert_memory_equal(in, out, sizeof out);
-    free(in);
-}
-
 static uint64_t refused(const tao_server_t *srv)
 {
     tao_stats_t st;
@@ -89,7 +74,7 @@ static void test_max_conns(void **state)
     int fds[MAX_CONNS];
     for (int i = 0; i < MAX_CONNS; i++) {
         fds[i] = t_connect(port);
-        echo_once(fds[i], (uint32_t)i);
+        t_echo_once(fds[i], T_ECHO, (uint32_t)i);
     }
     assert_int_equal(tao_server_conn_count(srv), MAX_CONNS);
 
@@ -111,14 +96,14 @@ static void test_max_conns(void **state)
 
     /* The four are unaffected. */
     for (int i = 0; i < MAX_CONNS; i++)
-        echo_once(fds[i], 100u + (uint32_t)i);
+        t_echo_once(fds[i], T_ECHO, 100u + (uint32_t)i);
 
     /* One leaves: there is room again. */
     close(fds[0]);
     assert_true(T_WAIT(tao_server_conn_count(srv) == MAX_CONNS - 1, 5000));
     assert_true(T_WAIT(atomic_load(&closes) == 1, 5000));
     fds[0] = t_connect(port);
-    echo_once(fds[0], 200);
+    t_echo_once(fds[0], T_ECHO, 200);
     assert_int_equal(tao_server_conn_count(srv), MAX_CONNS);
     assert_int_equal(refused(srv), 1);
 
@@ -193,7 +178,7 @@ static void test_emfile_backoff(void **state)
      * a hole in what is taken below. A first client, served, shows the
      * accept has settled into waiting; it stays connected. */
     int probe = t_connect(port);
-    echo_once(probe, 400);
+    t_echo_once(probe, T_ECHO, 400);
     int fd;
     while (nfillers <= EM_HEADROOM && (fd = fcntl(cl[0], F_DUPFD_CLOEXEC, 0)) >= 0)
         fillers[nfillers++] = fd;
@@ -230,7 +215,7 @@ static void test_emfile_backoff(void **state)
     tao_server_stats(srv, &st);
     assert_int_equal(st.conns_accepted, 1 + EM_CLIENTS);
     assert_int_equal(atomic_load(&other_errors), 0);
-    echo_once(probe, 401);
+    t_echo_once(probe, T_ECHO, 401);
 
     for (int i = 0; i < EM_CLIENTS; i++)
         close(cl[i]);

@@ -71,21 +71,6 @@ static void wr32(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* Send a small frame and check its echo. */
-static void echo_once(int fd, uint32_t seed)
-{
-    uint8_t out[32], *in;
-    int32_t type;
-    size_t len;
-    t_fill(out, sizeof out, seed);
-    t_send_frame(fd, T_ECHO, out, sizeof out);
-    assert_int_equal(t_read_frame(fd, &type, &in, &len, 5000), 0);
-    assert_int_equal(type, T_ECHO);
-    assert_int_equal(len, sizeof out);
-    assert_memory_equal(in, out, sizeof out);
-    free(in);
-}
-
 static void raise_nofile(rlim_t want)
 {
     struct rlimit rl;
@@ -422,7 +407,7 @@ static void run_stop_in_handler(int workers)
     int fds[HS_CONNS];
     for (int i = 0; i < HS_CONNS; i++) {
         fds[i] = t_connect(tao_server_port(srv));
-        echo_once(fds[i], (uint32_t)i);
+        t_echo_once(fds[i], T_ECHO, (uint32_t)i);
     }
     t_send_frame(fds[0], T_STOP, NULL, 0);
     int32_t type;

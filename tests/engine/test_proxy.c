@@ -226,18 +226,6 @@ static void every_form_every_split(void **state)
 
 /* ---- optional ---------------------------------------------------------------- */
 
-static void echo_once(int fd, const char *text)
-{
-    int32_t type;
-    uint8_t *got;
-    size_t len;
-    t_send_frame(fd, T_ECHO, text, strlen(text));
-    assert_int_equal(t_read_frame(fd, &type, &got, &len, WAIT_MS), 0);
-    assert_int_equal(len, strlen(text));
-    assert_memory_equal(got, text, len);
-    free(got);
-}
-
 static void optional_header(void **state)
 {
     static const form_t plain = {"none", NULL, 0, 0};
@@ -245,7 +233,7 @@ static void optional_header(void **state)
 
     /* No header: a TLV frame's first byte is no signature's. */
     int fd = t_connect(tao_server_port(srv));
-    echo_once(fd, "no header at all");
+    t_echo_once(fd, T_ECHO, 1);
     check_seen(&plain, fd);
     close(fd);
 
@@ -316,7 +304,7 @@ static void refused(tao_server_t *srv, int neighbour, const void *bytes, size_t 
     close(fd);
     assert_true(T_WAIT(atomic_load(count) == before + 1, WAIT_MS));
     assert_true(T_WAIT(proxy_errors(srv) == errs + 1, WAIT_MS));
-    echo_once(neighbour, "still here");
+    t_echo_once(neighbour, T_ECHO, 2);
 }
 
 static void bad_headers(void **state)
@@ -324,7 +312,7 @@ static void bad_headers(void **state)
     tao_server_t *srv = start(TAO_PROXY_REQUIRED, 300);
     int neighbour = t_connect(tao_server_port(srv));
     t_write_all(neighbour, v1_tcp4, sizeof v1_tcp4 - 1);
-    echo_once(neighbour, "first");
+    t_echo_once(neighbour, T_ECHO, 3);
 
     static const char v1_bad[] = "PROXY TCP4 192.0.2.7  198.51.100.1 4242 443\r\n";
     refused(srv, neighbour, v1_bad, sizeof v1_bad - 1, false, -EPROTO);
@@ -351,7 +339,7 @@ static void bad_headers(void **state)
     uint64_t errs = proxy_errors(srv);
     int fd = t_connect(tao_server_port(srv));
     close(fd);
-    echo_once(neighbour, "after a health check");
+    t_echo_once(neighbour, T_ECHO, 4);
     assert_int_equal(proxy_errors(srv), errs);
 
     close(neighbour);

@@ -105,6 +105,20 @@ int t_read_frame(int fd, int32_t *type, uint8_t **payload, size_t *len, int time
     return rc;
 }
 
+void t_echo_once(int fd, int32_t type, uint32_t seed)
+{
+    uint8_t out[32], *in;
+    int32_t got;
+    size_t len;
+    t_fill(out, sizeof out, seed);
+    t_send_frame(fd, type, out, sizeof out);
+    assert_int_equal(t_read_frame(fd, &got, &in, &len, 10000), 0);
+    assert_int_equal(got, type);
+    assert_int_equal(len, sizeof out);
+    assert_memory_equal(in, out, sizeof out);
+    free(in);
+}
+
 int t_wait_closed(int fd, int timeout_ms, size_t *discarded)
 {
     uint64_t end = t_now_ms() + (uint64_t)timeout_ms;

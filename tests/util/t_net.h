@@ -29,6 +29,10 @@ void t_send_frame(int fd, int32_t type, const void *payload, size_t len);
  * t_read_exact. */
 int t_read_frame(int fd, int32_t *type, uint8_t **payload, size_t *len, int timeout_ms);
 
+/* Send one 32-byte frame of type (made by t_fill from seed) and check its
+ * echo byte for byte, within 10 s; fails the test otherwise. */
+void t_echo_once(int fd, int32_t type, uint32_t seed);
+
 /* Wait until the peer closes: returns 1 for a FIN (read gives 0), 2 for an
  * RST (ECONNRESET), 0 on timeout. Data that arrives first is discarded and
  * its size added to *discarded when not NULL. */
