@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what building, testing and benchmarking Tao-C needs on Debian 12.
 # Idempotent and non-interactive: packages already present are not touched.
+# (systemd is there for systemd-socket-activate, which the restart test uses.)
 #
 #   scripts/setup.sh [container]
 #
@@ -13,7 +14,7 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang cmake make pkg-config git ca-certificates
       liburing-dev libwolfssl-dev libjemalloc-dev libcmocka-dev
       libclang-rt-14-dev openssl gnuplot-nox python3 redis-server redis-tools
-      curl wrk nginx-light iproute2 haproxy)
+      curl wrk nginx-light iproute2 haproxy systemd)
 
 case "${1:-}" in
 "") ;;
