@@ -289,6 +289,7 @@ static void after_batch(tao__loop_t *loop)
     else
         tao__listener_poll(loop);
     tao__loop_send_batches(loop);
+    tao__queued_publish(loop);
     int64_t next = tao__wheel_next(&loop->wheel);
     if (next >= 0)
         loop->be->timeout(loop, loop->wheel.now + (uint64_t)next);
@@ -340,6 +341,7 @@ static void teardown(tao__loop_t *loop)
     loop->nobufs_tail = NULL;
     tao__loop_timers_free(loop);
     tao__loop_send_batches(loop);
+    tao__queued_publish(loop);
     loop->be->teardown(loop);
     tao__bufs_teardown(loop);
     tao__transport_thread_exit();

@@ -22,9 +22,16 @@ struct tao__sendctx {
 };
 
 /* Output bytes from the moment a send is accepted (any thread) until they
- * are written or dropped: the only two functions that count them. */
+ * are written or dropped: the only two functions that count them. The
+ * loop defers its counts (send.c says how far): tao__queued_now is the
+ * connection's exact count on its loop, tao__queued_publish hands the
+ * loop's deferred endpoint count over (the end of a batch, a connection
+ * finishing). */
+#define TAO__QUEUED_SLACK (16 << 10)
 void tao__queued_add(tao_conn_t *c, size_t n);
 void tao__queued_sub(tao_conn_t *c, size_t n);
+size_t tao__queued_now(const tao_conn_t *c);
+void tao__queued_publish(tao__loop_t *loop);
 
 /* The loop: into c's output queue, counted (unless the chunk already is),
  * and flushed at the end of the batch. */
