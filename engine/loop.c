@@ -211,6 +211,12 @@ static void run_item(tao__loop_t *loop, tao__item_t *it)
             tao__chunk_free(it->u.chunk);
         }
         break;
+    case LI_FRAME:
+        if (live && !(c->flags & C_CLOSING))
+            tao__conn_queue_frame(c, it);
+        else
+            tao__queued_sub(c, tao__item_frame_bytes(it));
+        break;
     case LI_CLOSE:
         if (live)
             tao__conn_close_local(c, it->from_worker);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "engine/backend.h"
+#include "engine/mailbox.h"
 #include "engine/outq.h"
 
 /* One send in flight: its op, and what the backend sends. */
@@ -49,6 +50,10 @@ void tao__sendctx_free_all(tao__loop_t *loop);
 void tao__zc_put(tao__loop_t *loop, unsigned slot);
 /* A chunk posted from another thread reaches the loop. */
 void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k);
+/* So does a small frame carried in its item (LI_FRAME), and the bytes it
+ * counts as queued. */
+void tao__conn_queue_frame(tao_conn_t *c, const tao__item_t *it);
+size_t tao__item_frame_bytes(const tao__item_t *it);
 int tao__conn_send_local(tao_conn_t *c, int32_t type, const void *payload, size_t len);
 
 #endif
