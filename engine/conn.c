@@ -351,6 +351,7 @@ void tao__conn_finish(tao_conn_t *c)
     loop->nconns--;
     STAT_ADD(loop, closed, 1);
     tao__ep_remove(ep, c);
+    tao__queued_publish(loop); /* ep may go with its last connection */
     tao__item_t *it = ep->workers ? tao__item_new(WI_CLOSED, c, 0) : NULL;
     if (it) {
         /* on_close runs on the worker, after every handler of c. */

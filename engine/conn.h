@@ -58,7 +58,8 @@ struct tao_conn {
     atomic_bool closing;       /* any thread: published C_CLOSING */
     atomic_bool want_writable; /* any thread: a send got -EAGAIN */
     atomic_bool connected;     /* any thread: false while a client is offline */
-    _Atomic size_t queued;     /* any thread: output bytes queued or in transit */
+    _Atomic size_t queued;     /* any thread: output bytes queued or in transit, less qd */
+    size_t qd;                 /* the loop: bytes it queued since it last added them to queued */
     _Atomic size_t wpending;   /* any thread: bytes handed to the worker, not handled */
     atomic_bool wpause_req;    /* any thread: the loop paused for the worker, wants LI_RESUME */
     tao__list_t node;          /* the loop's connections */

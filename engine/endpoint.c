@@ -165,6 +165,8 @@ int tao__ep_broadcast(tao__endpoint_t *ep, tao__runtime_t *rt, int32_t type, con
     if (rc < 0)
         return rc;
     size_t each = h.pre_len + len + h.post_len;
+    if (tao__cur_loop)
+        tao__queued_publish(tao__cur_loop); /* its own output, exactly */
     if (atomic_load(&ep->queued) + len + atomic_load(&ep->nconns) * each >
         ep->set.max_queued_bytes) {
         atomic_fetch_add(&ep->send_rejected, 1);

@@ -109,7 +109,7 @@ void tao__ka_input(tao_conn_t *c)
 /* Replies the peer would miss if the connection ended now. */
 static bool owes_peer(const tao_conn_t *c)
 {
-    if (atomic_load(&c->queued) || (c->flags & C_SEND_INFLIGHT))
+    if (tao__queued_now(c) || (c->flags & C_SEND_INFLIGHT))
         return true;
     tao_frame_t f;
     const tao_codec_t *codec = &c->ep->codec;

@@ -211,6 +211,12 @@ static void run_item(tao__loop_t *loop, tao__item_t *it)
             tao__chunk_free(it->u.chunk);
         }
         break;
+    case LI_FRAME:
+        if (live && !(c->flags & C_CLOSING))
+            tao__conn_queue_frame(c, it);
+        else
+            tao__queued_sub(c, tao__item_frame_bytes(it));
+        break;
     case LI_CLOSE:
         if (live)
             tao__conn_close_local(c, it->from_worker);
@@ -289,6 +295,7 @@ static void after_batch(tao__loop_t *loop)
     else
         tao__listener_poll(loop);
     tao__loop_send_batches(loop);
+    tao__queued_publish(loop);
     int64_t next = tao__wheel_next(&loop->wheel);
     if (next >= 0)
         loop->be->timeout(loop, loop->wheel.now + (uint64_t)next);
@@ -340,6 +347,7 @@ static void teardown(tao__loop_t *loop)
     loop->nobufs_tail = NULL;
     tao__loop_timers_free(loop);
     tao__loop_send_batches(loop);
+    tao__queued_publish(loop);
     loop->be->teardown(loop);
     tao__bufs_teardown(loop);
     tao__transport_thread_exit();

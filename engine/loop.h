@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/backend.h"
@@ -79,6 +80,11 @@ struct tao__loop {
     tao_conn_t *nobufs, *nobufs_tail; /* receives to re-arm, oldest first */
     tao__sendctx_t *free_ctx;
     tao__chunk_cache_t chunks; /* spare output chunks (outq.c) */
+    /* Output bytes counted for qep's budget and not yet added to it
+     * (send.c): under TAO__QUEUED_SLACK either way, published by the end
+     * of the batch. */
+    struct tao__endpoint *qep;
+    ptrdiff_t qdelta;
 
     bool stopping;
     tao__timer_t stop_deadline;

@@ -102,6 +102,9 @@ static void discard(tao__item_t *it)
         tao__queued_sub(it->conn, tao__chunk_bytes(it->u.chunk));
         tao__chunk_free(it->u.chunk);
         break;
+    case LI_FRAME:
+        tao__queued_sub(it->conn, tao__item_frame_bytes(it));
+        break;
     case LI_TIMER_ARM:
         tao__timer_discard(it->u.timer);
         break;

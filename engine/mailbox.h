@@ -19,6 +19,7 @@ typedef struct tao__bcast tao__bcast_t;
 /* Items a loop runs (loop.c), from any thread. */
 enum tao__loop_item {
     LI_SEND,         /* queue u.chunk on the connection */
+    LI_FRAME,        /* queue the frame in bytes[] (a header, then u.frame.len bytes) */
     LI_CLOSE,        /* graceful close (from_worker: after its fence) */
     LI_ABORT,        /* abort */
     LI_RESUME,       /* the connection's worker backlog drained */

@@ -29,6 +29,7 @@
 #include "engine/log.h"
 #include "engine/loop.h"
 #include "engine/recv.h"
+#include "engine/send.h"
 #include "engine/runtime.h"
 #include "engine/transport.h"
 
@@ -92,7 +93,7 @@ static void to_worker(tao_conn_t *c, const tao_frame_t *f)
     /* The worker's replies count as queued when it sends them, before the
      * loop sees them: past the high watermark, stop reading now rather than
      * hand it more frames to answer in the meantime. */
-    if (atomic_load(&c->queued) >= c->ep->set.out_high)
+    if (tao__queued_now(c) >= c->ep->set.out_high)
         tao__conn_pause(c);
     size_t pending = atomic_fetch_add(&c->wpending, sizeof *it + f->len) + sizeof *it + f->len;
     if (pending >= c->ep->set.out_high && !(c->flags & C_WPAUSED)) {
@@ -333,7 +334,7 @@ void tao__conn_drained(tao_conn_t *c)
         if (ep->set.on_writable && !(c->flags & C_CLOSING))
             ep->set.on_writable(c);
     }
-    if (!(c->flags & C_PAUSED) || atomic_load(&c->queued) >= ep->set.out_low)
+    if (!(c->flags & C_PAUSED) || tao__queued_now(c) >= ep->set.out_low)
         return;
     c->flags &= ~(uint32_t)C_PAUSED;
     resume(c);

@@ -9,6 +9,29 @@
  * functions that change those counts; the queue's own entries and exits
  * (out_chunk, out_copy, out_sent, tao__out_clear) call them.
  *
+ * Other threads count with atomic adds. The loop, which counts every frame
+ * its handlers send, defers both counts instead of paying two locked adds
+ * per frame:
+ * - its additions to c->queued wait in c->qd until the connection's flush
+ *   at the end of the batch, or its next subtraction, which adds them in
+ *   the same atomic step. c->queued + c->qd is exact (tao__queued_now);
+ *   another thread reads c->queued alone, which is never above the true
+ *   count and short of it only by what the loop queued on c in the batch
+ *   under way. A sender elsewhere may so pass the send limit by that
+ *   much; it is never refused wrongly, and the want_writable handshake
+ *   holds because every subtraction publishes first.
+ * - its changes to an endpoint's count wait in loop->qdelta, for one
+ *   endpoint at a time (loop->qep), until the batch ends, another endpoint
+ *   counts, a connection finishes, or they reach TAO__QUEUED_SLACK either
+ *   way. The loop's own budget check adds its qdelta, so it is exact; any
+ *   other thread (another loop included) may find ep->queued short by less
+ *   than TAO__QUEUED_SLACK per loop, for at most one batch, or above the
+ *   truth (bytes the loop has written and not yet subtracted), which only
+ *   refuses early.
+ * A connection that finished (C_CLOSE_SUBMITTED) counts directly: its
+ * endpoint may go once its last connection has, and then no delta may be
+ * left pointing at it.
+ *
  * Sending: at most one send per socket is in flight, gathering up to
  * TAO__IOV_MAX iovecs from the head; a short send leaves the rest for the
  * next one. */
@@ -28,16 +51,73 @@
 
 /* ---- counting ------------------------------------------------------------- */
 
+void tao__queued_publish(tao__loop_t *loop)
+{
+    TAO__ON_LOOP(loop);
+    if (loop->qdelta)
+        atomic_fetch_add(&loop->qep->queued, (size_t)loop->qdelta);
+    loop->qdelta = 0;
+}
+
+/* The loop counts n bytes in or out of ep's budget. */
+static void ep_count(tao__loop_t *loop, tao__endpoint_t *ep, ptrdiff_t n)
+{
+    if (loop->qep != ep) {
+        tao__queued_publish(loop);
+        loop->qep = ep;
+    }
+    loop->qdelta += n;
+    if (loop->qdelta >= TAO__QUEUED_SLACK || loop->qdelta <= -TAO__QUEUED_SLACK)
+        tao__queued_publish(loop);
+}
+
+/* The loop defers the counts of its live connections only. */
+static bool deferred(const tao_conn_t *c)
+{
+    return tao__cur_loop == c->loop && !(c->flags & (C_CLOSE_SUBMITTED | C_DEAD));
+}
+
 void tao__queued_add(tao_conn_t *c, size_t n)
 {
+    if (deferred(c)) {
+        c->qd += n;
+        ep_count(c->loop, c->ep, (ptrdiff_t)n);
+        return;
+    }
     atomic_fetch_add(&c->queued, n);
     atomic_fetch_add(&c->ep->queued, n);
 }
 
 void tao__queued_sub(tao_conn_t *c, size_t n)
 {
+    if (deferred(c)) {
+        atomic_fetch_add(&c->queued, c->qd - n); /* modular: may be a subtraction */
+        c->qd = 0;
+        ep_count(c->loop, c->ep, -(ptrdiff_t)n);
+        return;
+    }
     atomic_fetch_sub(&c->queued, n);
     atomic_fetch_sub(&c->ep->queued, n);
+}
+
+size_t tao__queued_now(const tao_conn_t *c)
+{
+    TAO__ON_LOOP(c->loop);
+    return atomic_load(&c->queued) + c->qd;
+}
+
+/* The counts as this thread can know them: a loop adds what it deferred. */
+static size_t ep_queued(const tao__endpoint_t *ep)
+{
+    const tao__loop_t *loop = tao__cur_loop;
+    size_t q = atomic_load(&ep->queued);
+    return loop && loop->qep == ep ? q + (size_t)loop->qdelta : q;
+}
+
+static size_t conn_queued(const tao_conn_t *c)
+{
+    size_t q = atomic_load(&c->queued);
+    return tao__cur_loop == c->loop ? q + c->qd : q;
 }
 
 /* Output grew by n bytes: flush at the end of the batch, and stop reading
@@ -96,7 +176,7 @@ static tao__chunk_t *lend_chunk(tao_conn_t *c, const tao_frame_hdr_t *h, const v
     tao__loop_t *loop = c->loop;
     const uint8_t *p = payload, *base = loop->recv_base;
     if (!base || len < LEND_MIN || p < base || p + len > base + loop->buf_size ||
-        atomic_load(&c->queued) > LEND_QUEUE)
+        tao__queued_now(c) > LEND_QUEUE)
         return NULL;
     tao__chunk_t *k = tao__chunk_owned(h, (void *)p, len, NULL, NULL);
     if (!k)
@@ -220,6 +300,10 @@ static void fill_zc(tao__loop_t *loop, const tao__outq_t *q, tao__sendctx_t *ctx
 void tao__conn_flush(tao_conn_t *c)
 {
     TAO__ON_LOOP(c->loop);
+    if (c->qd) { /* the end of the batch: other threads see what it queued */
+        atomic_fetch_add(&c->queued, c->qd);
+        c->qd = 0;
+    }
     if (c->flags & (C_SEND_INFLIGHT | C_CLOSE_SUBMITTED | C_ABORT) || !c->out.bytes)
         return;
     tao__loop_t *loop = c->loop;
@@ -274,7 +358,7 @@ void tao__send_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
     shrank(c, before);
 
     tao__conn_flush(c);
-    if (atomic_load(&c->queued) < c->ep->set.out_low)
+    if (tao__queued_now(c) < c->ep->set.out_low)
         tao__conn_drained(c);
     tao__conn_progress(c);
 }
@@ -284,7 +368,7 @@ void tao__send_complete(tao__loop_t *loop, tao__op_t *op, const tao__cqe_t *cqe)
 static void sent_one(tao_conn_t *c)
 {
     STAT_ADD(c->loop, frames_out, 1);
-    if (atomic_load(&c->queued) >= c->ep->set.out_high)
+    if (tao__queued_now(c) >= c->ep->set.out_high)
         tao__conn_pause(c);
 }
 
@@ -297,6 +381,52 @@ void tao__conn_queue_chunk(tao_conn_t *c, tao__chunk_t *k)
         return;
     }
     sent_one(c);
+}
+
+/* A small frame from another thread travels in its item, not in a chunk of
+ * its own: one allocation instead of two, and the loop packs it behind the
+ * others in its cached chunks, so it is one more copy of a few bytes for
+ * one malloc and free fewer. It was counted when sent; the transport's
+ * write counts it again, so the first count goes first. */
+#define FRAME_ITEM_MAX 2048
+
+size_t tao__item_frame_bytes(const tao__item_t *it)
+{
+    tao_frame_hdr_t h;
+    memcpy(&h, it->bytes, sizeof h);
+    return h.pre_len + it->u.frame.len + h.post_len;
+}
+
+void tao__conn_queue_frame(tao_conn_t *c, const tao__item_t *it)
+{
+    tao_frame_hdr_t h;
+    TAO__ON_LOOP(c->loop);
+    memcpy(&h, it->bytes, sizeof h);
+    tao__queued_sub(c, h.pre_len + it->u.frame.len + h.post_len);
+    int rc = c->xport->write(c, &h, it->bytes + sizeof h, it->u.frame.len);
+    if (rc < 0) {
+        /* The sender was told 0: its peer must hear of the loss. */
+        tao__conn_error(c, rc, "send");
+        tao__conn_abort_local(c);
+        return;
+    }
+    sent_one(c);
+}
+
+static int send_remote_frame(tao_conn_t *c, const tao_frame_hdr_t *h, const void *payload,
+                             size_t len)
+{
+    tao__item_t *it = tao__item_new(LI_FRAME, c, sizeof *h + len);
+    if (!it)
+        return -ENOMEM;
+    it->u.frame.type = 0;
+    it->u.frame.len = (uint32_t)len;
+    memcpy(it->bytes, h, sizeof *h);
+    if (len)
+        memcpy(it->bytes + sizeof *h, payload, len);
+    tao__queued_add(c, h->pre_len + len + h->post_len);
+    tao__post(c->loop, it);
+    return 0;
 }
 
 /* Reading pauses at the high watermark; sends are refused only past twice
@@ -316,17 +446,17 @@ static int send_check(tao_conn_t *c, int32_t type, size_t len, tao_frame_hdr_t *
         return -ESHUTDOWN;
     if (!atomic_load(&c->connected))
         return -ENOTCONN;
-    if (atomic_load(&ep->queued) + len > ep->set.max_queued_bytes) {
+    if (ep_queued(ep) + len > ep->set.max_queued_bytes) {
         /* The server-wide budget: refused whole, nothing half-queued. */
         atomic_store(&c->want_writable, true);
         atomic_fetch_add(&ep->send_rejected, 1);
         return -EAGAIN;
     }
-    if (atomic_load(&c->queued) >= send_limit(ep)) {
+    if (conn_queued(c) >= send_limit(ep)) {
         atomic_store(&c->want_writable, true);
         /* Re-check: the queue may have drained past the low watermark
          * before the flag was up, and then nobody would call on_writable. */
-        if (atomic_load(&c->queued) >= send_limit(ep)) {
+        if (conn_queued(c) >= send_limit(ep)) {
             atomic_fetch_add(&ep->send_rejected, 1);
             return -EAGAIN;
         }
@@ -372,7 +502,11 @@ TAO_API int tao_conn_send(tao_conn_t *c, int32_t type, const void *payload, size
         return tao__conn_send_local(c, type, payload, len);
     tao_frame_hdr_t h;
     int rc = send_check(c, type, len, &h);
-    return rc < 0 ? rc : send_remote(c, tao__chunk_copy(&h, payload, len));
+    if (rc < 0)
+        return rc;
+    if (len <= FRAME_ITEM_MAX)
+        return send_remote_frame(c, &h, payload, len);
+    return send_remote(c, tao__chunk_copy(&h, payload, len));
 }
 
 TAO_API int tao_conn_send_owned(tao_conn_t *c, int32_t type, void *payload, size_t len,
@@ -399,5 +533,5 @@ TAO_API int tao_conn_send_owned(tao_conn_t *c, int32_t type, void *payload, size
 
 TAO_API size_t tao_conn_queued(const tao_conn_t *c)
 {
-    return atomic_load(&c->queued);
+    return conn_queued(c);
 }

@@ -93,8 +93,11 @@ typedef struct tao_server_config {
                                     0 = never */
     size_t max_queued_bytes;     /* output queued for every connection together
                                     (and broadcasts on their way): past it, sends
-                                    and broadcasts fail with -EAGAIN; 0 = a
-                                    quarter of RAM, at most 1 GiB */
+                                    and broadcasts fail with -EAGAIN. A send
+                                    counts its own loop's output exactly and
+                                    another loop's to within 16 KiB, until that
+                                    loop's batch ends; 0 = a quarter of RAM, at
+                                    most 1 GiB */
     unsigned close_timeout_ms;   /* a graceful close whose queued output the peer
                                     has not taken within this is aborted (RST),
                                     with on_error(-ETIMEDOUT); 0 = 5,000 */
