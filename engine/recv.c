@@ -311,6 +311,10 @@ void tao__conn_pause(tao_conn_t *c)
         return;
     c->flags |= C_PAUSED;
     tao__recv_cancel(c);
+    /* Not reading: a frame started before is not slow from now on. A pause
+     * that comes from output (a reply from a worker, say) rather than from
+     * decoding would otherwise leave the read clock running. */
+    tao__ka_input(c);
 }
 
 /* Reading may start again: decode what waited in c->in, then re-arm. */
