@@ -23,6 +23,9 @@ fail() {
 
 # Start a server on a free port: sets pid and port.
 start() {
+    # Empty the log first: the child truncates it only once it runs, and
+    # until then the last server's port would still be read from it.
+    : >"$tmp/srv"
     "$@" --listen 127.0.0.1:0 >"$tmp/srv" 2>&1 &
     pid=$!
     for _ in $(seq 250); do
