@@ -32,6 +32,7 @@ typedef struct tao__runtime {
     bool no_pin;
     tao_backend_t want;       /* the config's choice */
     const tao__backend_t *be; /* the one picked at start; NULL before */
+    char features[96];        /* the kernel features it uses, loop 0's setup writes */
     atomic_bool stop_requested;
     atomic_uint stop_deadline_ms;
     _Atomic enum tao__rt_state state;

@@ -208,6 +208,11 @@ TAO_API const char *tao_server_backend(const tao_server_t *srv)
     return srv->rt.be ? srv->rt.be->name : NULL;
 }
 
+TAO_API const char *tao_server_features(const tao_server_t *srv)
+{
+    return srv->rt.be ? srv->rt.features : NULL;
+}
+
 TAO_API void *tao_server_data(const tao_server_t *srv)
 {
     return srv->cfg.user;

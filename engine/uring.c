@@ -15,6 +15,7 @@
  * logged, and retried after a pause that grows to 100 ms, so a persistent
  * one neither spins a core nor drops an operation. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -50,6 +51,9 @@ typedef struct uring {
     struct __kernel_timespec ts; /* read by the kernel at submit */
     struct io_uring_buf_ring *br;
     size_t br_len;
+    unsigned setup_flags; /* the task-running mode the kernel took */
+    bool min_wait;        /* waits for a minimum batch under load (see submit) */
+    unsigned last_batch;  /* completions in the batch dispatched last */
 } uring_t;
 
 static uring_t *U(tao__loop_t *loop)
@@ -100,12 +104,26 @@ static void submit_failed(tao__loop_t *loop, uring_t *u, int rc)
     u->submit_pause_ms = ms >= 100 ? 100 : ms + 1;
 }
 
+/* Waiting under load: a batch this large says the loop is busy, and then
+ * the next wait asks for MIN_BATCH completions, or for what came within
+ * MIN_WAIT_US: fewer, fuller batches (each receive finds more bytes, each
+ * send carries more replies) for a delay of at most MIN_WAIT_US. When
+ * nothing at all came by then, the kernel returns -ETIME with no
+ * completion; the batch is empty and the next wait is an ordinary one. A
+ * quiet loop (one connection, ping-pong) never waits for a batch. Kernels
+ * before 6.12 lack IORING_FEAT_MIN_TIMEOUT and always wait for one. */
+#define BUSY_BATCH 16
+#define MIN_BATCH 32
+#define MIN_WAIT_US 50
+
 static int submit(tao__loop_t *loop, bool wait)
 {
     uring_t *u = U(loop);
     int rc = tao__fault(TAO_FAULT_SUBMIT) ? -EBUSY
-             : wait                       ? io_uring_submit_and_wait(&u->ring, 1)
-                                          : io_uring_submit(&u->ring);
+             : !wait                      ? io_uring_submit(&u->ring)
+             : u->min_wait && u->last_batch >= BUSY_BATCH
+                 ? tao__submit_and_wait_min(&u->ring, MIN_BATCH, MIN_WAIT_US)
+                 : io_uring_submit_and_wait(&u->ring, 1);
     if (rc < 0)
         submit_failed(loop, u, rc);
     else
@@ -154,6 +172,7 @@ static int ring_setup(tao__loop_t *loop, uring_t *u)
         p.flags = tries[i] | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
         p.cq_entries = ENTRIES * 4;
         rc = io_uring_queue_init_params(ENTRIES, &u->ring, &p);
+        u->setup_flags = tries[i];
         if (rc != -EINVAL)
             break;
     }
@@ -162,6 +181,9 @@ static int ring_setup(tao__loop_t *loop, uring_t *u)
         return rc;
     }
     u->ring_up = true;
+    /* With workers the loop's batches wait on their replies: a wait for a
+     * fuller batch would only delay them (measured: it costs more). */
+    u->min_wait = (u->ring.features & IORING_FEAT_MIN_TIMEOUT) && loop->rt->nworkers == 0;
     /* Saves a file-table lookup on every io_uring_enter. */
     io_uring_register_ring_fd(&u->ring);
     /* Room for a whole completion queue, so a batch always fits. */
@@ -209,6 +231,21 @@ static void zc_setup(tao__loop_t *loop, uring_t *u)
     }
     loop->zc_count = loop->zc_nfree = rt->zc_count;
     loop->zc_size = rt->zc_size;
+}
+
+/* What this kernel gave us, for tao_server_features (loop 0 writes it, at
+ * setup, before the start returns). */
+static void note_features(tao__loop_t *loop, const uring_t *u)
+{
+    if (loop->idx != 0)
+        return;
+    unsigned f = u->setup_flags;
+    snprintf(loop->rt->features, sizeof loop->rt->features, "%s%s%s%s",
+             (f & IORING_SETUP_DEFER_TASKRUN)  ? "defer-taskrun"
+             : (f & IORING_SETUP_COOP_TASKRUN) ? "coop-taskrun"
+                                               : "taskrun-irq",
+             (u->ring.int_flags & 1) ? ", registered-ring" : "",
+             u->min_wait ? ", min-batch-wait" : "", loop->zc_mem ? ", send-zc" : "");
 }
 
 static void wake_arm(tao__loop_t *loop, uring_t *u)
@@ -260,6 +297,7 @@ static int setup(tao__loop_t *loop)
         return rc;
     }
     zc_setup(loop, u);
+    note_features(loop, u);
     wake_arm(loop, u);
     return 0;
 }
@@ -316,6 +354,7 @@ static void report(tao__loop_t *loop, uring_t *u, const struct io_uring_cqe *cqe
 static void dispatch(tao__loop_t *loop)
 {
     uring_t *u = U(loop);
+    u->last_batch = u->nparked;
     for (unsigned i = 0; i < u->nparked; i++) {
         struct io_uring_cqe cqe = u->parked[i];
         report(loop, u, &cqe);

@@ -301,7 +301,11 @@ void ex_print_listening(const char *prog, const char *addr, tao_server_t *srv)
     const char *colon = strrchr(addr, ':');
     int host_len = colon ? (int)(colon - addr) : (int)strlen(addr);
     printf("%s listening on %.*s:%d\n", prog, host_len, addr, tao_server_port(srv));
-    printf("%s backend: %s\n", prog, tao_server_backend(srv));
+    const char *features = tao_server_features(srv);
+    if (features && *features)
+        printf("%s backend: %s (%s)\n", prog, tao_server_backend(srv), features);
+    else
+        printf("%s backend: %s\n", prog, tao_server_backend(srv));
     fflush(stdout);
 }
 

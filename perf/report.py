@@ -319,7 +319,8 @@ def md_report(out, rows, verdicts, meta, cells, other):
          f"**epoll** `{meta.get('cmd_epoll')}` (the hand-written baseline); "
          f"**uring** `{meta.get('cmd_uring')}` (the ceiling: a bare liburing echo, no "
          f"framework).",
-         f"- Backends the Tao-C servers ran on: tao-inline "
+         f"- Backends the Tao-C servers ran on, with the io_uring features each used "
+         f"(`tao_server_features`): tao-inline "
          f"{meta.get('backend_tao-inline') or '?'}, tao-workers "
          f"{meta.get('backend_tao-workers') or '?'}, tao-epoll "
          f"{meta.get('backend_tao-epoll') or '?'}.",
