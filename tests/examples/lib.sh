@@ -36,6 +36,35 @@ until_ok() {
     return 1
 }
 
+# start_listening NAME LOG ERR CMD...: start CMD with --listen 127.0.0.1:0,
+# its stdout in LOG and its stderr in ERR (which may be LOG), and wait until
+# it says where it listens: sets started_pid and started_port, and adds the
+# PID to pids. One refused io_uring skips the test; one that exits, or is
+# not listening after 10 s, fails it.
+start_listening() {
+    local name=$1 log=$2 err=$3 i
+    shift 3
+    : >"$log" # not the port of the previous server: the child truncates it only once it runs
+    if [ "$err" = "$log" ]; then
+        "$@" --listen 127.0.0.1:0 >"$log" 2>&1 &
+    else
+        "$@" --listen 127.0.0.1:0 >"$log" 2>"$err" &
+    fi
+    started_pid=$!
+    pids+=("$started_pid")
+    started_port=
+    for ((i = 0; i < 100; i++)); do
+        started_port=$(sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$log")
+        [ -n "$started_port" ] && return 0
+        if ! kill -0 "$started_pid" 2>/dev/null; then
+            skip_if_no_uring "$err"
+            fail "$name did not start"
+        fi
+        sleep 0.1
+    done
+    fail "$name is not listening after 10 s"
+}
+
 # A program that did not start because io_uring is refused here (its log
 # says so): skip, with the reason. Not when the script is testing exactly
 # that (no_skip=1).

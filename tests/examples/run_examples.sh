@@ -26,22 +26,9 @@ wrap=() # a command that servers and clients run under (seccomp)
 start_server() {
     local name=$1
     shift
-    : >"$tmp/server.out" # not the port of the previous server
-    "${wrap[@]}" "${prog[$name]}" --listen 127.0.0.1:0 "$@" >"$tmp/server.out" \
-        2>"$tmp/server.err" &
-    server_pid=$!
-    pids+=("$server_pid")
-    port=
-    for ((i = 0; i < 100; i++)); do
-        port=$(sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/server.out")
-        [ -n "$port" ] && return 0
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            skip_if_no_uring "$tmp/server.err"
-            fail "$name did not start"
-        fi
-        sleep 0.1
-    done
-    fail "$name is not listening after 10 s"
+    start_listening "$name" "$tmp/server.out" "$tmp/server.err" "${wrap[@]}" "${prog[$name]}" "$@"
+    server_pid=$started_pid
+    port=$started_port
 }
 
 exited() {

@@ -28,20 +28,9 @@ head -c 300000 /dev/urandom >"$tmp/www/blob.bin"
 printf 'secret\n' >"$tmp/secret.txt"
 ln -s "$tmp/secret.txt" "$tmp/www/out"
 
-"$srv" --listen 127.0.0.1:0 --root "$tmp/www" --loops 2 >"$tmp/server.log" 2>&1 &
-pid=$!
-pids+=("$pid")
-port=
-for ((i = 0; i < 100; i++)); do
-    port=$(sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/server.log")
-    [ -n "$port" ] && break
-    if ! kill -0 "$pid" 2>/dev/null; then
-        skip_if_no_uring "$tmp/server.log"
-        fail "tao-http-server did not start"
-    fi
-    sleep 0.1
-done
-[ -n "$port" ] || fail "tao-http-server is not listening after 10 s"
+start_listening tao-http-server "$tmp/server.log" "$tmp/server.log" "$srv" --root "$tmp/www" --loops 2
+pid=$started_pid
+port=$started_port
 url=http://127.0.0.1:$port
 
 # code ARGS...: the status curl got.

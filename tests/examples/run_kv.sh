@@ -29,21 +29,9 @@ label=kv
 
 # start_kv ARGS...: tao-kv-server on a free port; sets kv_pid and kv_port.
 start_kv() {
-    : >"$tmp/kv.log"
-    "$kv" --listen 127.0.0.1:0 "$@" >"$tmp/kv.log" 2>&1 &
-    kv_pid=$!
-    pids+=("$kv_pid")
-    kv_port=
-    for ((i = 0; i < 100; i++)); do
-        kv_port=$(sed -n 's/.* listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/kv.log")
-        [ -n "$kv_port" ] && return 0
-        if ! kill -0 "$kv_pid" 2>/dev/null; then
-            skip_if_no_uring "$tmp/kv.log"
-            fail "tao-kv-server did not start"
-        fi
-        sleep 0.1
-    done
-    fail "tao-kv-server is not listening after 10 s"
+    start_listening tao-kv-server "$tmp/kv.log" "$tmp/kv.log" "$kv" "$@"
+    kv_pid=$started_pid
+    kv_port=$started_port
 }
 
 stop_kv() {

@@ -11,36 +11,15 @@ set -uo pipefail
 loadgen=${1:?usage}
 faulty=${2:?usage}
 echo_server=${3:?usage}
-tmp=$(mktemp -d)
-pid=
-trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    sed 's/^/    /' "$tmp/out" >&2
-    exit 1
-}
+label=loadgen_faults
+# shellcheck source=tests/examples/lib.sh
+. "$(dirname "$0")/../examples/lib.sh"
 
 # Start a server on a free port: sets pid and port.
 start() {
-    # Empty the log first: the child truncates it only once it runs, and
-    # until then the last server's port would still be read from it.
-    : >"$tmp/srv"
-    "$@" --listen 127.0.0.1:0 >"$tmp/srv" 2>&1 &
-    pid=$!
-    for _ in $(seq 250); do
-        port=$(sed -n 's/.* listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/srv")
-        [ -n "$port" ] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.02
-    done
-    cat "$tmp/srv" >&2
-    if grep -qi io_uring "$tmp/srv"; then
-        echo "SKIP: io_uring is not available here" >&2
-        exit 77
-    fi
-    echo "FAIL: $1 did not start" >&2
-    exit 1
+    start_listening "$1" "$tmp/srv.log" "$tmp/srv.log" "$@"
+    pid=$started_pid
+    port=$started_port
 }
 
 stop() {
@@ -51,15 +30,15 @@ stop() {
 
 # load <loadgen args...>: run against the current server; sets rc.
 load() {
-    timeout -k 5 60 "$loadgen" --connect "127.0.0.1:$port" "$@" >"$tmp/out" 2>&1
+    timeout -k 5 60 "$loadgen" --connect "127.0.0.1:$port" "$@" >"$tmp/load.out" 2>&1
     rc=$?
     [ $rc -ne 77 ] || { echo "SKIP: io_uring is not available here" >&2; exit 77; }
-    cat "$tmp/out"
+    cat "$tmp/load.out"
 }
 
 # count <name>: the value the report gives for that error counter.
 count() {
-    sed -n "s/.*errors .* $1 \([0-9][0-9]*\).*/\1/p" "$tmp/out"
+    sed -n "s/.*errors .* $1 \([0-9][0-9]*\).*/\1/p" "$tmp/load.out"
 }
 
 # fault <fault> <counter that must be > 0> <counters that must stay 0...>
@@ -90,7 +69,7 @@ load -c 4 -d 4 --duration 1 --warmup 0.2 --allow-lost --json "$tmp/lost.json"
 stop
 [ $rc -eq 0 ] || fail "close, --allow-lost: exit status $rc"
 [ "$(count closed)" = 0 ] || fail "close, --allow-lost: counted as closed"
-grep -q "lost conns   1 closed by the server" "$tmp/out" || fail "close, --allow-lost: not 1 lost"
+grep -q "lost conns   1 closed by the server" "$tmp/load.out" || fail "close, --allow-lost: not 1 lost"
 grep -q '"lost_conns":1,' "$tmp/lost.json" || fail "close, --allow-lost: JSON has no lost_conns 1"
 grep -q '"ok":true' "$tmp/lost.json" || fail "close, --allow-lost: JSON says not ok"
 start "$faulty" --fault flip --nth 100
@@ -113,5 +92,5 @@ stop
 for c in corrupted lost duplicated reordered closed stalled connect send; do
     [ "$(count "$c")" = 0 ] || fail "tao-echo-server: '$c' is not 0"
 done
-grep -q "server CPU .* us/msg" "$tmp/out" || fail "no server CPU per message"
+grep -q "server CPU .* us/msg" "$tmp/load.out" || fail "no server CPU per message"
 echo "PASS"
