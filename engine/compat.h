@@ -9,8 +9,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #ifndef IORING_SETUP_SINGLE_ISSUER
 #define IORING_SETUP_SINGLE_ISSUER (1U << 12)
@@ -24,40 +22,6 @@
 #ifndef IORING_SETUP_TASKRUN_FLAG
 #define IORING_SETUP_TASKRUN_FLAG (1U << 9)
 #endif
-
-#ifndef IORING_FEAT_MIN_TIMEOUT
-#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
-#endif
-#ifndef IORING_ENTER_REGISTERED_RING
-#define IORING_ENTER_REGISTERED_RING (1U << 4)
-#endif
-
-/* io_uring_submit_and_wait_min_timeout() appeared in liburing 2.8 (kernel
- * 6.12, IORING_FEAT_MIN_TIMEOUT): submit what is queued, then wait for
- * wait_nr completions, or for at least one once min_usec have passed. In
- * liburing 2.3 the field is io_uring_getevents_arg's pad. Returns what
- * io_uring_enter returns. */
-static inline int tao__submit_and_wait_min(struct io_uring *ring, unsigned wait_nr,
-                                           unsigned min_usec)
-{
-    struct io_uring_sq *sq = &ring->sq;
-    unsigned tail = sq->sqe_tail;
-    if (sq->sqe_head != tail) { /* what liburing's flush does, without SQPOLL */
-        sq->sqe_head = tail;
-        io_uring_smp_store_release(sq->ktail, tail);
-    }
-    unsigned to_submit = tail - io_uring_smp_load_acquire(sq->khead);
-    struct io_uring_getevents_arg arg;
-    memset(&arg, 0, sizeof arg);
-    arg.sigmask_sz = _NSIG / 8;
-    arg.pad = min_usec; /* min_wait_usec */
-    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
-    if (ring->int_flags & 1) /* liburing's INT_FLAG_REG_RING */
-        flags |= IORING_ENTER_REGISTERED_RING;
-    long rc = syscall(__NR_io_uring_enter, ring->enter_ring_fd, to_submit, wait_nr, flags, &arg,
-                      sizeof arg);
-    return rc < 0 ? -errno : (int)rc;
-}
 
 /* io_uring_setup_buf_ring() appeared in liburing 2.4: map the ring memory
  * ourselves (page aligned, as the kernel requires) and register it. Returns

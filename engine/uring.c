@@ -52,8 +52,6 @@ typedef struct uring {
     struct io_uring_buf_ring *br;
     size_t br_len;
     unsigned setup_flags; /* the task-running mode the kernel took */
-    bool min_wait;        /* waits for a minimum batch under load (see submit) */
-    unsigned last_batch;  /* completions in the batch dispatched last */
 } uring_t;
 
 static uring_t *U(tao__loop_t *loop)
@@ -104,26 +102,12 @@ static void submit_failed(tao__loop_t *loop, uring_t *u, int rc)
     u->submit_pause_ms = ms >= 100 ? 100 : ms + 1;
 }
 
-/* Waiting under load: a batch this large says the loop is busy, and then
- * the next wait asks for MIN_BATCH completions, or for what came within
- * MIN_WAIT_US: fewer, fuller batches (each receive finds more bytes, each
- * send carries more replies) for a delay of at most MIN_WAIT_US. When
- * nothing at all came by then, the kernel returns -ETIME with no
- * completion; the batch is empty and the next wait is an ordinary one. A
- * quiet loop (one connection, ping-pong) never waits for a batch. Kernels
- * before 6.12 lack IORING_FEAT_MIN_TIMEOUT and always wait for one. */
-#define BUSY_BATCH 16
-#define MIN_BATCH 32
-#define MIN_WAIT_US 50
-
 static int submit(tao__loop_t *loop, bool wait)
 {
     uring_t *u = U(loop);
     int rc = tao__fault(TAO_FAULT_SUBMIT) ? -EBUSY
-             : !wait                      ? io_uring_submit(&u->ring)
-             : u->min_wait && u->last_batch >= BUSY_BATCH
-                 ? tao__submit_and_wait_min(&u->ring, MIN_BATCH, MIN_WAIT_US)
-                 : io_uring_submit_and_wait(&u->ring, 1);
+             : wait                       ? io_uring_submit_and_wait(&u->ring, 1)
+                                          : io_uring_submit(&u->ring);
     if (rc < 0)
         submit_failed(loop, u, rc);
     else
@@ -181,9 +165,6 @@ static int ring_setup(tao__loop_t *loop, uring_t *u)
         return rc;
     }
     u->ring_up = true;
-    /* With workers the loop's batches wait on their replies: a wait for a
-     * fuller batch would only delay them (measured: it costs more). */
-    u->min_wait = (u->ring.features & IORING_FEAT_MIN_TIMEOUT) && loop->rt->nworkers == 0;
     /* Saves a file-table lookup on every io_uring_enter. */
     io_uring_register_ring_fd(&u->ring);
     /* Room for a whole completion queue, so a batch always fits. */
@@ -233,19 +214,24 @@ static void zc_setup(tao__loop_t *loop, uring_t *u)
     loop->zc_size = rt->zc_size;
 }
 
-/* What this kernel gave us, for tao_server_features (loop 0 writes it, at
- * setup, before the start returns). */
+/* What this kernel gave us, for tao_server_features: loop 0 writes it at
+ * setup, before the start returns. */
 static void note_features(tao__loop_t *loop, const uring_t *u)
 {
     if (loop->idx != 0)
         return;
-    unsigned f = u->setup_flags;
-    snprintf(loop->rt->features, sizeof loop->rt->features, "%s%s%s%s",
-             (f & IORING_SETUP_DEFER_TASKRUN)  ? "defer-taskrun"
-             : (f & IORING_SETUP_COOP_TASKRUN) ? "coop-taskrun"
-                                               : "taskrun-irq",
-             (u->ring.int_flags & 1) ? ", registered-ring" : "",
-             u->min_wait ? ", min-batch-wait" : "", loop->zc_mem ? ", send-zc" : "");
+    const char *have[] = {
+        (u->setup_flags & IORING_SETUP_DEFER_TASKRUN)  ? "defer-taskrun"
+        : (u->setup_flags & IORING_SETUP_COOP_TASKRUN) ? "coop-taskrun"
+                                                       : NULL,
+        (u->ring.int_flags & 1) ? "registered-ring" : NULL, /* liburing's INT_FLAG_REG_RING */
+        loop->zc_mem ? "send-zc" : NULL,
+    };
+    char *out = loop->rt->features;
+    size_t size = sizeof loop->rt->features, len = 0;
+    for (size_t i = 0; i < sizeof have / sizeof have[0]; i++)
+        if (have[i] && len < size)
+            len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "", have[i]);
 }
 
 static void wake_arm(tao__loop_t *loop, uring_t *u)
@@ -354,7 +340,6 @@ static void report(tao__loop_t *loop, uring_t *u, const struct io_uring_cqe *cqe
 static void dispatch(tao__loop_t *loop)
 {
     uring_t *u = U(loop);
-    u->last_batch = u->nparked;
     for (unsigned i = 0; i < u->nparked; i++) {
         struct io_uring_cqe cqe = u->parked[i];
         report(loop, u, &cqe);

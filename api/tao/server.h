@@ -226,9 +226,9 @@ TAO_API int tao_server_port(const tao_server_t *srv);
  * before start (see tao_backend_t). */
 TAO_API const char *tao_server_backend(const tao_server_t *srv);
 
-/* The kernel features that backend uses, as a comma-separated list
- * ("defer-taskrun, registered-ring, min-batch-wait, send-zc" on a recent
- * kernel), "" for epoll; NULL before start. */
+/* The io_uring features the backend uses, as a comma-separated list
+ * ("defer-taskrun, registered-ring", and "send-zc" with zc_threshold, on a
+ * recent kernel), "" for epoll; NULL before start. */
 TAO_API const char *tao_server_features(const tao_server_t *srv);
 
 /* The config's user pointer. */
