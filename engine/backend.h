@@ -18,8 +18,8 @@
  *
  * Receives fill the loop's receive buffers (bufring.c), whose ownership
  * rule holds for every backend: a report with TAO__CQ_BUFFER hands buffer
- * `bid` to the receiver, and the backend gets it back only through
- * give_buf. */
+ * `bid` (or, with TAO__CQ_BUF_MORE, its next res bytes) to the receiver,
+ * and the backend gets it back only through give_buf. */
 #ifndef TAO_ENGINE_BACKEND_H
 #define TAO_ENGINE_BACKEND_H
 
@@ -52,6 +52,9 @@ enum {
     TAO__CQ_MORE = 1u << 0,   /* a multishot operation goes on */
     TAO__CQ_BUFFER = 1u << 1, /* the data is in receive buffer bid */
     TAO__CQ_NOTIF = 1u << 2,  /* zero-copy send: the kernel let go of the buffer */
+    /* The data is a slice of buffer bid, and the kernel keeps filling the
+     * rest (incremental consumption, bufring.c). */
+    TAO__CQ_BUF_MORE = 1u << 3,
 };
 
 typedef struct tao__cqe {

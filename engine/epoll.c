@@ -419,7 +419,7 @@ static void dispatch(tao__loop_t *loop)
         if (d.op->gen != d.gen) {
             /* Stale: the owner took a new socket since. */
             if (d.cqe.flags & TAO__CQ_BUFFER) {
-                tao__buf_take(loop, d.cqe.bid);
+                tao__buf_take(loop, &d.cqe);
                 tao__buf_put(loop, d.cqe.bid);
             }
             continue;

@@ -52,11 +52,13 @@ struct tao__loop {
     /* Receive buffers and who holds each (bufring.c). */
     uint8_t *bufs;
     unsigned buf_count, buf_size;
-    unsigned bufs_avail;      /* with the backend now */
-    uint16_t *buf_refs;       /* holders: the receive, plus each lending chunk */
-    uint8_t *buf_state;       /* with the backend, held, or held and lent */
+    unsigned bufs_avail;      /* with the backend now (whole, or their rest) */
+    uint32_t *buf_refs;       /* holds: each receive's slice, each lending chunk */
+    uint8_t *buf_state;       /* with the backend, lent (flags, bufring.c) */
+    uint32_t *buf_off;        /* where the kernel's next slice starts */
     unsigned bufs_lent;       /* buffers with a lender among their holders */
-    const uint8_t *recv_base; /* the buffer being decoded now, or NULL */
+    const uint8_t *recv_base; /* the bytes being decoded now, or NULL */
+    const uint8_t *recv_end;
     uint16_t recv_bid;
 
     /* Registered send buffers for SEND_ZC (io_uring only): a slot is free

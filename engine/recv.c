@@ -250,7 +250,7 @@ static void ran_dry(tao__loop_t *loop, tao_conn_t *c)
 
 static void received(tao__loop_t *loop, tao_conn_t *c, const tao__cqe_t *cqe)
 {
-    const uint8_t *data = tao__buf_take(loop, cqe->bid);
+    const uint8_t *data = tao__buf_take(loop, cqe);
     STAT_ADD(loop, bytes_in, cqe->res);
     c->last_rx = loop->now;
     if ((c->flags & (C_CLOSING | C_DRAIN | C_ABORT)) == (C_CLOSING | C_DRAIN)) {
@@ -259,6 +259,7 @@ static void received(tao__loop_t *loop, tao_conn_t *c, const tao__cqe_t *cqe)
         tao__conn_abort_local(c);
     } else if (!(c->flags & (C_CLOSING | C_FENCING))) { /* closing: discarded */
         loop->recv_base = data;                         /* sends may borrow it: see send.c */
+        loop->recv_end = data + cqe->res;
         loop->recv_bid = cqe->bid;
         c->xport->input(c, data, (size_t)cqe->res);
         loop->recv_base = NULL;

@@ -175,7 +175,7 @@ static tao__chunk_t *lend_chunk(tao_conn_t *c, const tao_frame_hdr_t *h, const v
 {
     tao__loop_t *loop = c->loop;
     const uint8_t *p = payload, *base = loop->recv_base;
-    if (!base || len < LEND_MIN || p < base || p + len > base + loop->buf_size ||
+    if (!base || len < LEND_MIN || p < base || p + len > loop->recv_end ||
         tao__queued_now(c) > LEND_QUEUE)
         return NULL;
     tao__chunk_t *k = tao__chunk_owned(h, (void *)p, len, NULL, NULL);

@@ -52,6 +52,7 @@ typedef struct uring {
     struct io_uring_buf_ring *br;
     size_t br_len;
     unsigned setup_flags; /* the task-running mode the kernel took */
+    bool buf_inc;         /* the buffer ring is consumed incrementally */
 } uring_t;
 
 static uring_t *U(tao__loop_t *loop)
@@ -225,6 +226,7 @@ static void note_features(tao__loop_t *loop, const uring_t *u)
         : (u->setup_flags & IORING_SETUP_COOP_TASKRUN) ? "coop-taskrun"
                                                        : NULL,
         (u->ring.int_flags & 1) ? "registered-ring" : NULL, /* liburing's INT_FLAG_REG_RING */
+        u->buf_inc ? "incremental-buffers" : NULL,
         loop->zc_mem ? "send-zc" : NULL,
     };
     char *out = loop->rt->features;
@@ -273,7 +275,15 @@ static int setup(tao__loop_t *loop)
     loop->be_data = u;
     int rc = ring_setup(loop, u);
     if (rc == 0) {
-        u->br = tao__buf_ring_setup(&u->ring, loop->buf_count, BGID, &u->br_len, &rc);
+        /* Small receives share a buffer where the kernel can fill one a
+         * slice at a time (6.12); elsewhere each takes a whole one. */
+        u->buf_inc = true;
+        u->br = tao__buf_ring_setup(&u->ring, loop->buf_count, BGID, IOU_PBUF_RING_INC, &u->br_len,
+                                    &rc);
+        if (!u->br && rc == -EINVAL) {
+            u->buf_inc = false;
+            u->br = tao__buf_ring_setup(&u->ring, loop->buf_count, BGID, 0, &u->br_len, &rc);
+        }
         if (!u->br)
             tao__log(TAO_LOG_ERROR, "loop %u: buffer ring setup failed: %s", loop->idx,
                      strerror(-rc));
@@ -323,12 +333,14 @@ static void report(tao__loop_t *loop, uring_t *u, const struct io_uring_cqe *cqe
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         c.flags |= TAO__CQ_BUFFER;
         c.bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        if (cqe->flags & IORING_CQE_F_BUF_MORE)
+            c.flags |= TAO__CQ_BUF_MORE;
     }
     if (op->gen != (uint16_t)(data >> 48)) {
         /* Stale: its owner is gone and the memory reused. A receive buffer
          * it carries is still ours to give back (see bufring.c). */
         if (c.flags & TAO__CQ_BUFFER) {
-            tao__buf_take(loop, c.bid);
+            tao__buf_take(loop, &c);
             tao__buf_put(loop, c.bid);
         }
         return;

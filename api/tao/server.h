@@ -227,8 +227,9 @@ TAO_API int tao_server_port(const tao_server_t *srv);
 TAO_API const char *tao_server_backend(const tao_server_t *srv);
 
 /* The io_uring features the backend uses, as a comma-separated list
- * ("defer-taskrun, registered-ring", and "send-zc" with zc_threshold, on a
- * recent kernel), "" for epoll; NULL before start. */
+ * ("defer-taskrun, registered-ring, incremental-buffers", and "send-zc"
+ * with zc_threshold, on Linux 6.12 or later), "" for epoll; NULL before
+ * start. */
 TAO_API const char *tao_server_features(const tao_server_t *srv);
 
 /* The config's user pointer. */

@@ -242,7 +242,7 @@ static int setup(void)
     if (rc < 0)
         return rc;
     size_t map_len;
-    if (!(br = tao__buf_ring_setup(&ring, nbufs, BGID, &map_len, &rc)))
+    if (!(br = tao__buf_ring_setup(&ring, nbufs, BGID, 0, &map_len, &rc)))
         return rc;
     if (!(bufs = aligned_alloc(4096, (size_t)nbufs * buf_size)))
         return -ENOMEM;

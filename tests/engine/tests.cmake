@@ -1,4 +1,5 @@
 tao_test(engine/test_timerwheel LABELS unit engine)
+tao_test(engine/test_bufring LABELS unit engine)
 tao_test(engine/test_mailbox TIMEOUT 60 LABELS unit engine threads)
 tao_test(engine/test_server BACKENDS TIMEOUT 60 LABELS integration engine threads)
 tao_test(engine/test_conn BACKENDS TIMEOUT 120 LABELS integration engine threads)
