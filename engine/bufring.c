@@ -92,8 +92,7 @@ const uint8_t *tao__buf_take(tao__loop_t *loop, const tao__cqe_t *cqe)
     if (cqe->flags & TAO__CQ_BUF_MORE) {
         loop->buf_off[bid] += (uint32_t)len; /* the kernel's next slice starts there */
     } else {
-        loop->buf_state[bid] &= (uint8_t)~BUF_KERNEL;
-        loop->buf_off[bid] = 0;
+        loop->buf_state[bid] &= (uint8_t)~BUF_KERNEL; /* to_ring starts its offset over */
         loop->bufs_avail--;
     }
     loop->buf_refs[bid]++;

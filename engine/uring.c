@@ -51,8 +51,7 @@ typedef struct uring {
     struct __kernel_timespec ts; /* read by the kernel at submit */
     struct io_uring_buf_ring *br;
     size_t br_len;
-    unsigned setup_flags; /* the task-running mode the kernel took */
-    bool buf_inc;         /* the buffer ring is consumed incrementally */
+    bool buf_inc; /* the buffer ring is consumed incrementally */
 } uring_t;
 
 static uring_t *U(tao__loop_t *loop)
@@ -157,7 +156,6 @@ static int ring_setup(tao__loop_t *loop, uring_t *u)
         p.flags = tries[i] | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
         p.cq_entries = ENTRIES * 4;
         rc = io_uring_queue_init_params(ENTRIES, &u->ring, &p);
-        u->setup_flags = tries[i];
         if (rc != -EINVAL)
             break;
     }
@@ -222,9 +220,9 @@ static void note_features(tao__loop_t *loop, const uring_t *u)
     if (loop->idx != 0)
         return;
     const char *have[] = {
-        (u->setup_flags & IORING_SETUP_DEFER_TASKRUN)  ? "defer-taskrun"
-        : (u->setup_flags & IORING_SETUP_COOP_TASKRUN) ? "coop-taskrun"
-                                                       : NULL,
+        (u->ring.flags & IORING_SETUP_DEFER_TASKRUN)  ? "defer-taskrun"
+        : (u->ring.flags & IORING_SETUP_COOP_TASKRUN) ? "coop-taskrun"
+                                                      : NULL,
         (u->ring.int_flags & 1) ? "registered-ring" : NULL, /* liburing's INT_FLAG_REG_RING */
         u->buf_inc ? "incremental-buffers" : NULL,
         loop->zc_mem ? "send-zc" : NULL,
